@@ -1,0 +1,518 @@
+//! (4) The sandbox: creating, watching, and removing one isolated, limited process tree —
+//! the privileged part of Hearth.
+//!
+//! [`SandboxHost`] holds what is decided once per process at start-up: the cgroup driver
+//! (v2 or v1/hybrid, detected), the compiled seccomp policy, the scratch-volume store for
+//! `/tmp`, and the staging directory for new roots. [`SandboxHost::create`] builds one
+//! [`Sandbox`] from a [`SandboxSpec`] (the set-up order is in [`spawn`] and only there);
+//! [`Sandbox::wait`] watches it; [`SandboxHost::destroy`] removes every trace of it.
+//!
+//! Names: every sandbox has a name `<kind>-<pid>-<starttime>` made from the owning
+//! process's pid and start time, used for its cgroup and its scratch image, so that a
+//! start-up [`SandboxHost::sweep`] can tell leftovers of a dead owner from live sandboxes
+//! and remove only Hearth's own. [`reclaim::Keeper`] cleans up after an owner that is
+//! SIGKILLed mid-run.
+//!
+//! Not here: HTTP, scheduling, pools (later issues build on this handle).
+
+pub mod caps;
+pub mod cgroup;
+pub mod init;
+pub mod mounts;
+pub mod ns;
+pub mod plan;
+pub mod reclaim;
+pub mod rlimits;
+pub mod scratch;
+pub mod seccomp;
+pub mod spawn;
+pub mod sync;
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::wait::waitpid;
+use nix::unistd::Pid;
+
+use self::cgroup::{CgroupDriver, CgroupStats, Limits, SandboxCgroup};
+pub use self::mounts::RootSource;
+pub use self::plan::SandboxSpec;
+use self::scratch::{ScratchStore, ScratchVolume};
+use self::seccomp::SeccompPolicy;
+use self::sync::{stamp, Message, STAMPS};
+use crate::sys::process;
+
+/// Where Hearth keeps its host-side state.
+#[derive(Debug, Clone)]
+pub struct HostPaths {
+    /// Persistent state (scratch images live in `scratch/` below it).
+    pub state_dir: PathBuf,
+    /// Runtime files (the staging directory for new roots is `root/` below it).
+    pub run_dir: PathBuf,
+    /// The cgroup filesystem root (normally `/sys/fs/cgroup`).
+    pub cgroup_root: PathBuf,
+    /// Name of Hearth's parent cgroup under the root, in every hierarchy.
+    pub cgroup_parent: String,
+}
+
+impl Default for HostPaths {
+    fn default() -> Self {
+        HostPaths {
+            state_dir: PathBuf::from("/var/lib/hearth"),
+            run_dir: PathBuf::from("/run/hearth"),
+            cgroup_root: PathBuf::from("/sys/fs/cgroup"),
+            cgroup_parent: "hearth".to_string(),
+        }
+    }
+}
+
+/// Errors of creating, watching or removing a sandbox (parent side).
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error(transparent)]
+    Plan(#[from] plan::PlanError),
+    #[error(transparent)]
+    Cgroup(#[from] cgroup::CgroupError),
+    #[error(transparent)]
+    Scratch(#[from] scratch::ScratchError),
+    #[error(transparent)]
+    Seccomp(#[from] seccomp::SeccompError),
+    #[error(transparent)]
+    Spawn(#[from] spawn::SpawnError),
+    #[error("creating {path}: {source}")]
+    Dir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("waiting for sandbox {name}: {errno}")]
+    Wait { name: String, errno: Errno },
+}
+
+/// What is decided once at start-up.
+#[derive(Debug)]
+pub struct SandboxHost {
+    pub cgroups: Box<dyn CgroupDriver>,
+    pub scratch: ScratchStore,
+    pub seccomp: SeccompPolicy,
+    staging: PathBuf,
+}
+
+/// Parent-side timestamps of one sandbox, `CLOCK_MONOTONIC` ns (0 = not reached).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Timeline {
+    pub start: u64,
+    pub scratch_done: u64,
+    pub cgroup_done: u64,
+    pub plan_done: u64,
+    pub clone_start: u64,
+    pub clone_done: u64,
+    pub released: u64,
+    /// Child-side stamps (see [`sync::stamp`]).
+    pub child: [u64; STAMPS],
+    pub exited: u64,
+    pub teardown_done: u64,
+}
+
+impl Timeline {
+    /// Step durations in microseconds, for `--timings-file` and the benchmark.
+    pub fn steps_us(&self) -> Vec<(&'static str, f64)> {
+        let d = |a: u64, b: u64| {
+            if a == 0 || b == 0 || b < a {
+                None
+            } else {
+                Some((b - a) as f64 / 1000.0)
+            }
+        };
+        let c = &self.child;
+        [
+            ("scratch_us", d(self.start, self.scratch_done)),
+            ("cgroup_us", d(self.scratch_done, self.cgroup_done)),
+            ("plan_us", d(self.cgroup_done, self.plan_done)),
+            ("clone_us", d(self.clone_start, self.clone_done)),
+            ("release_us", d(self.clone_done, c[stamp::RELEASED])),
+            ("namespaces_us", d(c[stamp::RELEASED], c[stamp::NAMESPACES])),
+            ("mounts_us", d(c[stamp::NAMESPACES], c[stamp::MOUNTS])),
+            ("exec_us", d(c[stamp::MOUNTS], c[stamp::EXECED])),
+            ("command_us", d(c[stamp::EXECED], self.exited)),
+            ("teardown_us", d(self.exited, self.teardown_done)),
+            ("total_us", d(self.start, self.teardown_done)),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k, v)))
+        .collect()
+    }
+}
+
+/// One live sandbox (parent side).
+#[derive(Debug)]
+pub struct Sandbox {
+    pub name: String,
+    pub pid: i32,
+    pidfd: OwnedFd,
+    channel: OwnedFd,
+    reaped: bool,
+    cgroup: Option<SandboxCgroup>,
+    volume: Option<ScratchVolume>,
+    pub timeline: Timeline,
+    /// The command's exit as init reported it (raw wait status).
+    pub status: Option<i32>,
+    /// Set-up failure as init reported it.
+    pub failure: Option<Failure>,
+    /// Whether `execve` succeeded.
+    pub started: bool,
+    plan_mounts: Vec<String>,
+}
+
+/// A set-up failure inside the sandbox, before the command ran.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// A set-up step failed.
+    Setup { step: String, errno: Errno },
+    /// `execve` failed for every candidate.
+    Exec { command: String, errno: Errno },
+}
+
+/// How [`Sandbox::wait`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitEnd {
+    /// Init exited (the command finished, or set-up failed).
+    Exited,
+    /// The deadline passed; init was killed.
+    TimedOut,
+}
+
+/// Final figures of a removed sandbox.
+#[derive(Debug, Clone, Default)]
+pub struct Teardown {
+    pub stats: CgroupStats,
+    pub timeline: Timeline,
+}
+
+impl SandboxHost {
+    /// Detects the cgroup mode, compiles the seccomp policy, opens the scratch store and
+    /// makes the staging directory.
+    pub fn open(paths: &HostPaths) -> Result<SandboxHost, SandboxError> {
+        let cgroups = cgroup::open_driver(&paths.cgroup_root, &paths.cgroup_parent)?;
+        let seccomp = SeccompPolicy::compile()?;
+        let scratch = ScratchStore::open(&paths.state_dir.join("scratch"))?;
+        let staging = paths.run_dir.join("root");
+        mkdir_private(&paths.run_dir)?;
+        mkdir_private(&staging)?;
+        Ok(SandboxHost {
+            cgroups,
+            scratch,
+            seccomp,
+            staging,
+        })
+    }
+
+    /// Builds and starts one sandbox. On failure, whatever was created is removed.
+    pub fn create(&self, name: &str, spec: &SandboxSpec) -> Result<Sandbox, SandboxError> {
+        let mut t = Timeline {
+            start: process::monotonic_ns(),
+            ..Timeline::default()
+        };
+        plan::validate(spec)?;
+        let volume = self.scratch.create(name, spec.tmp_mb)?;
+        t.scratch_done = process::monotonic_ns();
+        let cleanup_volume = |v: ScratchVolume| {
+            let _ = v.release();
+        };
+        if let Err(e) = self.cgroups.ensure_parent() {
+            cleanup_volume(volume);
+            return Err(e.into());
+        }
+        let limits = Limits {
+            memory_mb: spec.memory_mb,
+            pids: spec.pids,
+        };
+        let cg = match self.cgroups.create(name, &limits) {
+            Ok(cg) => cg,
+            Err(e) => {
+                cleanup_volume(volume);
+                return Err(e.into());
+            }
+        };
+        t.cgroup_done = process::monotonic_ns();
+        let fail = |e: SandboxError, cg: SandboxCgroup, v: ScratchVolume| {
+            let _ = self.cgroups.remove(cg);
+            cleanup_volume(v);
+            Err(e)
+        };
+        let cg_fd = match self.cgroups.clone_into_fd(&cg) {
+            Ok(fd) => fd,
+            Err(e) => return fail(e.into(), cg, volume),
+        };
+        let plan = match plan::build(spec, &self.staging, Some(&volume), cg_fd.is_some()) {
+            Ok(p) => p,
+            Err(e) => return fail(e.into(), cg, volume),
+        };
+        t.plan_done = process::monotonic_ns();
+        let attach = |pid: i32| self.cgroups.attach(&cg, pid).map_err(|e| e.to_string());
+        let spawned = match spawn::spawn(
+            &plan,
+            &self.seccomp,
+            cg_fd.as_ref().map(|f| f.as_fd()),
+            &attach,
+        ) {
+            Ok(s) => s,
+            Err(e) => return fail(e.into(), cg, volume),
+        };
+        drop(cg_fd);
+        t.clone_start = spawned.clone_start_ns;
+        t.clone_done = spawned.clone_done_ns;
+        t.released = spawned.released_ns;
+        let plan_mounts = plan
+            .mounts
+            .iter()
+            .map(|op| match op {
+                mounts::MountOp::Mount { target, .. } => {
+                    format!("mount on {}", target.to_string_lossy())
+                }
+                mounts::MountOp::Mkdir { path, .. } => format!("mkdir {}", path.to_string_lossy()),
+                mounts::MountOp::Symlink { link, .. } => {
+                    format!("symlink {}", link.to_string_lossy())
+                }
+                mounts::MountOp::WriteFile { path, .. } => {
+                    format!("writing {}", path.to_string_lossy())
+                }
+                mounts::MountOp::PivotRoot { .. } => "pivot_root".to_string(),
+            })
+            .collect();
+        Ok(Sandbox {
+            name: name.to_string(),
+            pid: spawned.pid,
+            pidfd: spawned.pidfd,
+            channel: spawned.channel,
+            reaped: false,
+            cgroup: Some(cg),
+            volume: Some(volume),
+            timeline: t,
+            status: None,
+            failure: None,
+            started: false,
+            plan_mounts,
+        })
+    }
+
+    /// Kills whatever is left, reaps init, reads the cgroup's figures, and removes the
+    /// cgroup and the scratch volume. Every step is attempted even if one fails; the first
+    /// error is returned.
+    pub fn destroy(&self, mut sb: Sandbox) -> Result<Teardown, SandboxError> {
+        sb.kill();
+        sb.reap();
+        let mut first_err: Option<SandboxError> = None;
+        let mut teardown = Teardown::default();
+        if let Some(cg) = sb.cgroup.take() {
+            match self.cgroups.stats(&cg) {
+                Ok(s) => teardown.stats = s,
+                Err(e) => first_err = first_err.or(Some(e.into())),
+            }
+            if let Err(e) = self.cgroups.remove(cg) {
+                first_err = first_err.or(Some(e.into()));
+            }
+        }
+        if let Some(v) = sb.volume.take() {
+            if let Err(e) = v.release() {
+                first_err = first_err.or(Some(e.into()));
+            }
+        }
+        sb.timeline.teardown_done = process::monotonic_ns();
+        teardown.timeline = sb.timeline;
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(teardown),
+        }
+    }
+
+    /// Removes leftovers of earlier owners that are no longer alive: their cgroups and
+    /// scratch images. Only names Hearth makes (`<kind>-<pid>-<starttime>`) are touched,
+    /// and only those whose owner is gone. Returns the names removed.
+    pub fn sweep(&self) -> Vec<String> {
+        let mut removed = Vec::new();
+        let mut names = self.cgroups.list().unwrap_or_default();
+        names.extend(self.scratch.list());
+        names.sort();
+        names.dedup();
+        for name in names {
+            if reclaim::owner_alive(&name) != Some(false) {
+                continue;
+            }
+            let _ = self.cgroups.remove_by_name(&name);
+            let _ = self.scratch.remove_stale(&name);
+            removed.push(name);
+        }
+        removed
+    }
+}
+
+fn mkdir_private(path: &Path) -> Result<(), SandboxError> {
+    use std::os::unix::fs::DirBuilderExt;
+    match std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+    {
+        Ok(()) => Ok(()),
+        Err(source) => Err(SandboxError::Dir {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+impl Sandbox {
+    /// Sends `sig` to init (which forwards TERM, INT, HUP, QUIT, USR1 and USR2 to the
+    /// command). `ESRCH` (already gone) is not an error.
+    pub fn signal(&self, sig: libc::c_int) {
+        let _ = process::pidfd_send_signal(self.pidfd.as_raw_fd(), sig);
+    }
+
+    /// SIGKILL to init: the kernel then kills every process of the pid namespace.
+    pub fn kill(&self) {
+        if !self.reaped {
+            self.signal(libc::SIGKILL);
+        }
+    }
+
+    fn reap(&mut self) {
+        if !self.reaped {
+            while let Err(Errno::EINTR) = waitpid(Pid::from_raw(self.pid), None) {}
+            self.reaped = true;
+            if self.timeline.exited == 0 {
+                self.timeline.exited = process::monotonic_ns();
+            }
+        }
+    }
+
+    fn handle(&mut self, msg: Message) {
+        match msg {
+            Message::Started { stamps } => {
+                self.started = true;
+                self.timeline.child = stamps;
+            }
+            Message::Exited { status } => self.status = Some(status),
+            Message::SetupFailed { step, errno } => {
+                let step = if step >= spawn::MOUNT_BASE {
+                    let i = (step - spawn::MOUNT_BASE) as usize;
+                    self.plan_mounts
+                        .get(i)
+                        .cloned()
+                        .unwrap_or_else(|| format!("mount step {i}"))
+                } else {
+                    spawn::Step::from_code(step)
+                        .map(|s| s.describe().to_string())
+                        .unwrap_or_else(|| format!("step {step}"))
+                };
+                self.failure = Some(Failure::Setup {
+                    step,
+                    errno: Errno::from_raw(errno),
+                });
+            }
+            Message::ExecFailed { errno } => {
+                self.failure = Some(Failure::Exec {
+                    command: String::new(),
+                    errno: Errno::from_raw(errno),
+                })
+            }
+            Message::Release => {}
+        }
+    }
+
+    fn drain_channel(&mut self) {
+        loop {
+            let mut fds = [PollFd::new(self.channel.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, PollTimeout::ZERO) {
+                Ok(n) if n > 0 => {}
+                _ => return,
+            }
+            match sync::recv_message(self.channel.as_fd()) {
+                Ok(Some(m)) => self.handle(m),
+                _ => return,
+            }
+        }
+    }
+
+    /// Waits until init exits or `deadline` passes (then kills it). Signals arriving on
+    /// `signals` (a signalfd) are forwarded to init. Returns how the wait ended.
+    pub fn wait(
+        &mut self,
+        deadline: Option<Instant>,
+        signals: Option<&nix::sys::signalfd::SignalFd>,
+    ) -> Result<WaitEnd, SandboxError> {
+        let mut timed_out = false;
+        loop {
+            let timeout = match deadline {
+                Some(d) if !timed_out => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    PollTimeout::try_from(left.as_millis().min(i32::MAX as u128) as i32 + 1)
+                        .unwrap_or(PollTimeout::MAX)
+                }
+                _ => PollTimeout::NONE,
+            };
+            let mut fds = vec![
+                PollFd::new(self.channel.as_fd(), PollFlags::POLLIN),
+                PollFd::new(self.pidfd.as_fd(), PollFlags::POLLIN),
+            ];
+            if let Some(sfd) = signals {
+                fds.push(PollFd::new(sfd.as_fd(), PollFlags::POLLIN));
+            }
+            let n = match poll(&mut fds, timeout) {
+                Ok(n) => n,
+                Err(Errno::EINTR) => continue,
+                Err(errno) => {
+                    return Err(SandboxError::Wait {
+                        name: self.name.clone(),
+                        errno,
+                    })
+                }
+            };
+            let ready = |i: usize, fds: &[PollFd]| {
+                fds.get(i)
+                    .and_then(|f| f.revents())
+                    .is_some_and(|r| !r.is_empty())
+            };
+            let (chan_ready, init_done, sig_ready) =
+                (ready(0, &fds), ready(1, &fds), ready(2, &fds));
+            drop(fds);
+            if n == 0 {
+                if let Some(d) = deadline {
+                    if !timed_out && Instant::now() >= d {
+                        timed_out = true;
+                        self.kill();
+                    }
+                }
+                continue;
+            }
+            if chan_ready {
+                self.drain_channel();
+            }
+            if sig_ready {
+                if let Some(sfd) = signals {
+                    if let Ok(Some(info)) = sfd.read_signal() {
+                        self.signal(info.ssi_signo as libc::c_int);
+                    }
+                }
+            }
+            if init_done {
+                self.drain_channel();
+                self.reap();
+                return Ok(if timed_out {
+                    WaitEnd::TimedOut
+                } else {
+                    WaitEnd::Exited
+                });
+            }
+        }
+    }
+
+    /// Marks the exec failure with the command's name (init only knows the errno).
+    pub fn set_command_name(&mut self, command: &str) {
+        if let Some(Failure::Exec { command: c, .. }) = &mut self.failure {
+            *c = command.to_string();
+        }
+    }
+}

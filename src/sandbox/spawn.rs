@@ -1,0 +1,442 @@
+//! THE ordered set-up sequence of a sandbox. Every other document points here; nothing
+//! restates it.
+//!
+//! Three functions, one per process, each a numbered list of calls into the mechanism
+//! modules (`ns`, `mounts`, `cgroup`, `caps`, `rlimits`, `seccomp`):
+//!
+//! * [`spawn`] — the parent (`hearth`), before and right after the clone;
+//! * `child_side` — the sandbox's init (pid 1 of the new pid namespace), which builds the
+//!   sandbox and then supervises the command ([`super::init`]);
+//! * `command_side` — the command's process, which drops every privilege and execs.
+//!
+//! Between the clone and `execve` nothing allocates, locks or logs: every input is in the
+//! [`SpawnPlan`]. A failing step reports `(step, errno)` — init over the channel, the
+//! command over a close-on-exec pipe whose end-of-file means the exec succeeded — and
+//! exits: the command never runs in a half-built sandbox (fail closed).
+
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+
+use nix::errno::Errno;
+use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+
+use super::caps::{self, CapsStep};
+use super::init;
+use super::mounts;
+use super::ns::{self, NsStep};
+use super::plan::SpawnPlan;
+use super::rlimits;
+use super::seccomp::SeccompPolicy;
+use super::sync::{self, stamp, Message, STAMPS};
+use crate::sys::{fd, process};
+
+/// Set-up steps, as reported in [`Message::SetupFailed`]. Mount failures are
+/// `MOUNT_BASE + index` into the plan's mount list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum Step {
+    CloseFds = 1,
+    ParentDeathSignal = 2,
+    WaitRelease = 3,
+    NewSession = 4,
+    BlockSignals = 5,
+    CgroupNamespace = 6,
+    Hostname = 7,
+    Loopback = 8,
+    NotDumpable = 9,
+    ExecPipe = 10,
+    ForkCommand = 11,
+    CommandSession = 20,
+    CommandSignals = 21,
+    Chdir = 22,
+    Rlimits = 23,
+    NoNewPrivs = 24,
+    BoundingSet = 25,
+    AmbientCaps = 26,
+    Groups = 27,
+    SetGid = 28,
+    SetUid = 29,
+    Capset = 30,
+    CommandDeathSignal = 31,
+    CloseOnExec = 32,
+    Seccomp = 33,
+    Exec = 34,
+}
+
+/// Mount failures are reported as this plus the index of the mount op.
+pub const MOUNT_BASE: u32 = 1000;
+
+impl Step {
+    const ALL: [Step; 26] = [
+        Step::CloseFds,
+        Step::ParentDeathSignal,
+        Step::WaitRelease,
+        Step::NewSession,
+        Step::BlockSignals,
+        Step::CgroupNamespace,
+        Step::Hostname,
+        Step::Loopback,
+        Step::NotDumpable,
+        Step::ExecPipe,
+        Step::ForkCommand,
+        Step::CommandSession,
+        Step::CommandSignals,
+        Step::Chdir,
+        Step::Rlimits,
+        Step::NoNewPrivs,
+        Step::BoundingSet,
+        Step::AmbientCaps,
+        Step::Groups,
+        Step::SetGid,
+        Step::SetUid,
+        Step::Capset,
+        Step::CommandDeathSignal,
+        Step::CloseOnExec,
+        Step::Seccomp,
+        Step::Exec,
+    ];
+
+    /// The step with this wire code.
+    pub fn from_code(code: u32) -> Option<Step> {
+        Step::ALL.iter().copied().find(|s| *s as u32 == code)
+    }
+
+    /// A short description for error messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Step::CloseFds => "closing inherited descriptors",
+            Step::ParentDeathSignal => "setting the parent-death signal",
+            Step::WaitRelease => "waiting for the parent",
+            Step::NewSession => "starting a new session",
+            Step::BlockSignals => "blocking signals in init",
+            Step::CgroupNamespace => "entering a cgroup namespace",
+            Step::Hostname => "setting the hostname",
+            Step::Loopback => "bringing up lo",
+            Step::NotDumpable => "making init non-dumpable",
+            Step::ExecPipe => "creating the exec-status pipe",
+            Step::ForkCommand => "forking the command",
+            Step::CommandSession => "starting the command's session",
+            Step::CommandSignals => "resetting signals",
+            Step::Chdir => "changing to the working directory",
+            Step::Rlimits => "setting rlimits",
+            Step::NoNewPrivs => "setting no_new_privs",
+            Step::BoundingSet => "dropping the capability bounding set",
+            Step::AmbientCaps => "clearing ambient capabilities",
+            Step::Groups => "clearing supplementary groups",
+            Step::SetGid => "switching gid",
+            Step::SetUid => "switching uid",
+            Step::Capset => "clearing capabilities",
+            Step::CommandDeathSignal => "setting the command's parent-death signal",
+            Step::CloseOnExec => "marking descriptors close-on-exec",
+            Step::Seccomp => "loading the seccomp filter",
+            Step::Exec => "executing the command",
+        }
+    }
+}
+
+/// Parent-side failures.
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    #[error("creating the init channel: {0}")]
+    Channel(Errno),
+    #[error("clone3 of the sandbox init: {0}")]
+    Clone(Errno),
+    #[error("attaching sandbox init (pid {pid}) to its cgroup: {reason}")]
+    Attach { pid: i32, reason: String },
+    #[error("releasing sandbox init (pid {pid}): {errno}")]
+    Release { pid: i32, errno: Errno },
+}
+
+/// What the parent holds after a successful spawn.
+#[derive(Debug)]
+pub struct Spawned {
+    /// Init's pid in the parent's pid namespace.
+    pub pid: i32,
+    /// A pidfd for init (no pid-reuse race when signalling or polling).
+    pub pidfd: OwnedFd,
+    /// The parent's end of the init channel.
+    pub channel: OwnedFd,
+    /// `CLOCK_MONOTONIC` ns when the clone was issued, returned, and init was released.
+    pub clone_start_ns: u64,
+    pub clone_done_ns: u64,
+    pub released_ns: u64,
+}
+
+/// The parent side, in order:
+///
+/// 1. create the init channel (a `SOCK_SEQPACKET` socketpair, close-on-exec);
+/// 2. `clone3` init into new pid, mount, network, ipc and uts namespaces — and, given a
+///    v2 cgroup fd, straight into its cgroup with a cgroup namespace (`CLONE_INTO_CGROUP`);
+/// 3. otherwise attach init to its cgroups now (`attach`, v1), before it may run a step;
+/// 4. release init. If 3 or 4 fails, init is killed and reaped before returning.
+///
+/// The caller must be single-threaded (fork semantics).
+pub fn spawn(
+    plan: &SpawnPlan,
+    seccomp: &SeccompPolicy,
+    cgroup_fd: Option<BorrowedFd<'_>>,
+    attach: &dyn Fn(i32) -> Result<(), String>,
+) -> Result<Spawned, SpawnError> {
+    // 1.
+    let (parent_end, child_end) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(SpawnError::Channel)?;
+    // 2.
+    let clone_start_ns = process::monotonic_ns();
+    let forked = process::clone3_fork(plan.ns.clone_flags, cgroup_fd.map(|f| f.as_raw_fd()))
+        .map_err(SpawnError::Clone)?;
+    let (pid, pidfd) = match forked {
+        process::Forked::Child => {
+            child_side(plan, seccomp, child_end.as_raw_fd(), parent_end.as_raw_fd())
+        }
+        process::Forked::Parent { pid, pidfd } => (pid, fd::own(pidfd)),
+    };
+    let clone_done_ns = process::monotonic_ns();
+    drop(child_end);
+    let abort = |pidfd: &OwnedFd| {
+        let _ = process::pidfd_send_signal(pidfd.as_raw_fd(), libc::SIGKILL);
+        let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+    };
+    // 3.
+    if cgroup_fd.is_none() {
+        if let Err(reason) = attach(pid) {
+            abort(&pidfd);
+            return Err(SpawnError::Attach { pid, reason });
+        }
+    }
+    // 4.
+    if let Err(errno) = sync::send_message(parent_end_fd(&parent_end), &Message::Release) {
+        abort(&pidfd);
+        return Err(SpawnError::Release { pid, errno });
+    }
+    Ok(Spawned {
+        pid,
+        pidfd,
+        channel: parent_end,
+        clone_start_ns,
+        clone_done_ns,
+        released_ns: process::monotonic_ns(),
+    })
+}
+
+fn parent_end_fd(fd: &OwnedFd) -> BorrowedFd<'_> {
+    use std::os::fd::AsFd;
+    fd.as_fd()
+}
+
+/// Reports a failed step to the parent and exits. Init's exit tears down the pid
+/// namespace, so nothing of the half-built sandbox survives.
+fn fail(chan: RawFd, step: u32, errno: Errno) -> ! {
+    let _ = sync::send_message(
+        fd::borrow(chan),
+        &Message::SetupFailed {
+            step,
+            errno: errno as i32,
+        },
+    );
+    process::exit_now(1)
+}
+
+/// The sandbox init's side, in order:
+///
+/// 1. close every inherited descriptor but stdio and the channel;
+/// 2. parent-death signal SIGKILL (a `hearth` killed mid-run takes the sandbox with it);
+/// 3. wait for the release — end of file means the parent died first: exit;
+/// 4. new session (tty signals go to `hearth`, which forwards them);
+/// 5. block the signals init waits for (SIGCHLD) and forwards (TERM, INT, HUP, QUIT,
+///    USR1, USR2) — before the fork, so none is lost;
+/// 6. namespaces: cgroup namespace (v1 path), hostname, `lo` up;
+/// 7. the mount plan: private propagation, the new root, /var/task, /tmp, /dev, /proc,
+///    /sys, pivot_root, old root detached, root read-only;
+/// 8. non-dumpable (the function, another uid, cannot ptrace or read init's memory);
+/// 9. exec-status pipe and fork of the command ([`command_side`]);
+/// 10. wait for the exec result: end of file = success → `Started`;
+/// 11. supervise until the command exits ([`init::supervise`]).
+fn child_side(plan: &SpawnPlan, seccomp: &SeccompPolicy, chan: RawFd, parent_end: RawFd) -> ! {
+    let mut stamps = [0u64; STAMPS];
+    // 1.
+    let _ = parent_end;
+    let keep = chan as u32;
+    if process::close_range(3, keep.saturating_sub(1)).is_err()
+        || process::close_range(keep + 1, u32::MAX).is_err()
+    {
+        fail(chan, Step::CloseFds as u32, Errno::last());
+    }
+    // 2.
+    if let Err(e) = process::set_parent_death_signal(libc::SIGKILL) {
+        fail(chan, Step::ParentDeathSignal as u32, e);
+    }
+    // 3.
+    match sync::recv_message(fd::borrow(chan)) {
+        Ok(Some(Message::Release)) => {}
+        Ok(_) => process::exit_now(1),
+        Err(e) => fail(chan, Step::WaitRelease as u32, e),
+    }
+    stamps[stamp::RELEASED] = process::monotonic_ns();
+    // 4.
+    if let Err(e) = nix::unistd::setsid() {
+        fail(chan, Step::NewSession as u32, e);
+    }
+    // 5.
+    if let Err(e) = process::block_signals(init::SIGNALS) {
+        fail(chan, Step::BlockSignals as u32, e);
+    }
+    // 6.
+    if let Err((step, e)) = ns::apply(&plan.ns) {
+        let step = match step {
+            NsStep::Cgroup => Step::CgroupNamespace,
+            NsStep::Hostname => Step::Hostname,
+            NsStep::Loopback => Step::Loopback,
+        };
+        fail(chan, step as u32, e);
+    }
+    stamps[stamp::NAMESPACES] = process::monotonic_ns();
+    // 7.
+    if let Err((index, e)) = mounts::apply(&plan.mounts) {
+        fail(chan, MOUNT_BASE + index as u32, e);
+    }
+    stamps[stamp::MOUNTS] = process::monotonic_ns();
+    stamps[stamp::PIVOT] = stamps[stamp::MOUNTS];
+    // 8.
+    if let Err(e) = process::set_not_dumpable() {
+        fail(chan, Step::NotDumpable as u32, e);
+    }
+    // 9.
+    let (status_r, status_w) = match fd::pipe_cloexec() {
+        Ok(p) => p,
+        Err(e) => fail(chan, Step::ExecPipe as u32, e),
+    };
+    let command = match process::fork_raw() {
+        Ok(0) => {
+            fd::close(status_r);
+            command_side(plan, seccomp, status_w)
+        }
+        Ok(pid) => pid,
+        Err(e) => fail(chan, Step::ForkCommand as u32, e),
+    };
+    stamps[stamp::FORKED] = process::monotonic_ns();
+    fd::close(status_w);
+    // 10.
+    let mut report = [0u8; 8];
+    let n = read_full(status_r, &mut report);
+    fd::close(status_r);
+    stamps[stamp::EXECED] = process::monotonic_ns();
+    if n == report.len() {
+        let step = u32::from_ne_bytes([report[0], report[1], report[2], report[3]]);
+        let errno = i32::from_ne_bytes([report[4], report[5], report[6], report[7]]);
+        let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(command), None);
+        let msg = if step == Step::Exec as u32 {
+            Message::ExecFailed { errno }
+        } else {
+            Message::SetupFailed { step, errno }
+        };
+        let _ = sync::send_message(fd::borrow(chan), &msg);
+        process::exit_now(1);
+    }
+    let _ = sync::send_message(fd::borrow(chan), &Message::Started { stamps });
+    // 11.
+    init::supervise(chan, command)
+}
+
+fn read_full(fd_: RawFd, buf: &mut [u8]) -> usize {
+    let mut got = 0;
+    while got < buf.len() {
+        match fd::read_some(fd_, &mut buf[got..]) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got += n,
+        }
+    }
+    got
+}
+
+/// Reports a failed command-side step to init through the exec-status pipe.
+fn command_fail(status_w: RawFd, step: Step, errno: Errno) -> ! {
+    let mut buf = [0u8; 8];
+    buf[..4].copy_from_slice(&(step as u32).to_ne_bytes());
+    buf[4..].copy_from_slice(&(errno as i32).to_ne_bytes());
+    let _ = fd::write_all(status_w, &buf);
+    process::exit_now(127)
+}
+
+/// The command's side, in order:
+///
+/// 1. new session: no controlling terminal (no `TIOCSTI` into the host's tty);
+/// 2. default signal dispositions and an empty signal mask (both survive `execve`);
+/// 3. `chdir` to the working directory (`/var/task`);
+/// 4. rlimits (nofile 1,024, core 0) — while raising is still allowed;
+/// 5. privileges ([`caps::apply`]): `no_new_privs`, bounding set, ambient set,
+///    supplementary groups, gid, uid, then the remaining capability sets;
+/// 6. parent-death signal (after the uid change, which clears it);
+/// 7. every descriptor from 3 up close-on-exec (the status pipe closes at exec);
+/// 8. the seccomp filter — last, so the steps above are not subject to it;
+/// 9. `execve`, trying each `PATH` candidate as `execvp` does.
+fn command_side(plan: &SpawnPlan, seccomp: &SeccompPolicy, status_w: RawFd) -> ! {
+    // 1.
+    if let Err(e) = nix::unistd::setsid() {
+        command_fail(status_w, Step::CommandSession, e);
+    }
+    // 2.
+    if let Err(e) = process::reset_signals() {
+        command_fail(status_w, Step::CommandSignals, e);
+    }
+    // 3.
+    if let Err(e) = nix::unistd::chdir(plan.exec.cwd.as_c_str()) {
+        command_fail(status_w, Step::Chdir, e);
+    }
+    // 4.
+    if let Err(e) = rlimits::apply(&plan.rlimits) {
+        command_fail(status_w, Step::Rlimits, e);
+    }
+    // 5.
+    if let Err((step, e)) = caps::apply(&plan.caps) {
+        let step = match step {
+            CapsStep::NoNewPrivs => Step::NoNewPrivs,
+            CapsStep::BoundingSet => Step::BoundingSet,
+            CapsStep::Ambient => Step::AmbientCaps,
+            CapsStep::Groups => Step::Groups,
+            CapsStep::Gid => Step::SetGid,
+            CapsStep::Uid => Step::SetUid,
+            CapsStep::Capset => Step::Capset,
+        };
+        command_fail(status_w, step, e);
+    }
+    // 6.
+    if let Err(e) = process::set_parent_death_signal(libc::SIGKILL) {
+        command_fail(status_w, Step::CommandDeathSignal, e);
+    }
+    // 7.
+    if let Err(e) = process::cloexec_from(3) {
+        command_fail(status_w, Step::CloseOnExec, e);
+    }
+    // 8.
+    if let Err(e) = seccomp.apply() {
+        command_fail(status_w, Step::Seccomp, e);
+    }
+    // 9.
+    let mut saved = Errno::ENOENT;
+    for path in &plan.exec.candidates {
+        match process::execve_prepared(path, plan.exec.argv(), plan.exec.envp()) {
+            Errno::ENOENT | Errno::ENOTDIR => {}
+            Errno::EACCES => saved = Errno::EACCES,
+            e => command_fail(status_w, Step::Exec, e),
+        }
+    }
+    command_fail(status_w, Step::Exec, saved)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn step_codes_round_trip_and_are_described() {
+        for s in Step::ALL {
+            assert_eq!(Step::from_code(s as u32), Some(s));
+            assert!(!s.describe().is_empty());
+        }
+        assert_eq!(Step::from_code(MOUNT_BASE), None);
+    }
+}
