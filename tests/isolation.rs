@@ -1,0 +1,261 @@
+//! Isolation, checked from inside the sandbox by `hearth-probe`: namespaces, read-only
+//! root, capabilities, seccomp, masked /proc, file descriptors, init unreachable.
+//!
+//! Needs root. Runs against the host-binds root, or against `$HEARTH_TEST_ROOTFS`.
+
+// Integration tests are whole files of tests; the lint is for unit tests.
+#![allow(clippy::tests_outside_test_module)]
+
+mod common;
+
+use common::{probe, skip_unless_root};
+
+#[test]
+fn pid1_is_hearth_init_and_no_host_process_is_visible() {
+    if skip_unless_root() {
+        return;
+    }
+    let r = probe(&[], &["pids"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    // Only init (1) and the probe itself.
+    assert_eq!(r.get("pids"), "1,2", "{r:?}");
+    let r = probe(&[], &["pid1"]);
+    assert_eq!(r.get("pid1_comm"), "hearth", "{r:?}");
+    assert_eq!(r.get("pid1_uid"), "0", "{r:?}");
+    let r = probe(&[], &["whoami"]);
+    assert_eq!(r.get("pid"), "2", "{r:?}");
+    assert_eq!(r.get("ppid"), "1", "{r:?}");
+}
+
+#[test]
+fn hostname_is_the_sandbox_own() {
+    if skip_unless_root() {
+        return;
+    }
+    let r = probe(&[], &["hostname"]);
+    assert_eq!(r.get("hostname"), "hearth", "{r:?}");
+    assert_ne!(nix::unistd::gethostname().unwrap(), "hearth");
+}
+
+#[test]
+fn only_loopback_is_present_and_up() {
+    if skip_unless_root() {
+        return;
+    }
+    let r = probe(&[], &["net"]);
+    assert_eq!(r.get("ifaces"), "lo", "{r:?}");
+    assert_eq!(r.get("iface_lo"), "up", "{r:?}");
+}
+
+#[test]
+fn a_host_loopback_listener_is_unreachable() {
+    if skip_unless_root() {
+        return;
+    }
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let target = format!("127.0.0.1:{port}");
+    let r = probe(&[], &["connect", &target]);
+    assert_eq!(r.get("connect"), "ECONNREFUSED", "{r:?}");
+    listener.set_nonblocking(true).unwrap();
+    assert!(
+        listener.accept().is_err(),
+        "nothing may have reached the host"
+    );
+}
+
+#[test]
+fn root_usr_etc_and_var_task_are_read_only() {
+    if skip_unless_root() {
+        return;
+    }
+    for path in ["/x", "/usr/x", "/etc/x", "/var/task/x", "/dev/x"] {
+        let r = probe(&[], &["write", path]);
+        assert_eq!(r.get("write"), "EROFS", "{path}: {r:?}");
+    }
+    // An existing file the user may not write: the permission check comes first.
+    let r = probe(&[], &["write", "/etc/passwd"]);
+    assert_ne!(r.get("write"), "OK", "{r:?}");
+    // Every mount but /tmp and /proc's writable parts is read-only.
+    let r = probe(&[], &["mounts"]);
+    for line in r.stdout.lines() {
+        let f: Vec<&str> = line.split(' ').collect();
+        let (target, fstype, opts) = (f[1], f[2], f[3]);
+        let ro = opts.split(',').any(|o| o == "ro");
+        let writable_ok = target == "/tmp" || fstype == "proc" || target.starts_with("/dev/");
+        assert!(ro || writable_ok, "{line}");
+    }
+    let r = probe(&[], &["write", "/tmp/x"]);
+    assert_eq!(r.get("write"), "OK", "{r:?}");
+}
+
+#[test]
+fn capabilities_are_gone_and_filters_are_on() {
+    if skip_unless_root() {
+        return;
+    }
+    let r = probe(&[], &["status"]);
+    for key in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+        assert_eq!(r.get(key), "0000000000000000", "{key}: {r:?}");
+    }
+    assert_eq!(r.get("NoNewPrivs"), "1", "{r:?}");
+    assert_eq!(r.get("Seccomp"), "2", "{r:?}");
+    let r = probe(&[], &["whoami"]);
+    assert_eq!(r.get("uid"), "993", "{r:?}");
+    assert_eq!(r.get("euid"), "993", "{r:?}");
+    assert_eq!(r.get("gid"), "990", "{r:?}");
+    assert_eq!(r.get("groups"), "", "{r:?}");
+}
+
+#[test]
+fn dangerous_syscalls_fail_with_eperm() {
+    if skip_unless_root() {
+        return;
+    }
+    let calls = [
+        "mount",
+        "umount2",
+        "unshare",
+        "setns",
+        "pivot_root",
+        "chroot",
+        "ptrace",
+        "process_vm_readv",
+        "bpf",
+        "keyctl",
+        "add_key",
+        "request_key",
+        "perf_event_open",
+        "kexec_load",
+        "init_module",
+        "finit_module",
+        "delete_module",
+        "reboot",
+        "swapon",
+        "acct",
+        "settimeofday",
+        "clock_settime",
+        "iopl",
+        "ioperm",
+        "quotactl",
+        "userfaultfd",
+        "open_by_handle_at",
+        "io_uring_setup",
+        "clone_newns",
+        "clone_newuser",
+        "clone_newnet",
+        "socket_raw",
+        "socket_packet",
+        "tiocsti",
+    ];
+    let mut args = vec!["try-syscall"];
+    args.extend_from_slice(&calls);
+    let r = probe(&[], &args);
+    assert_eq!(r.code, 0, "{r:?}");
+    for c in calls {
+        assert_eq!(r.get(c), "EPERM", "{c}: {r:?}");
+    }
+    let r = probe(
+        &[],
+        &[
+            "try-syscall",
+            "clone3",
+            "fork",
+            "socket_inet",
+            "socket_unix",
+        ],
+    );
+    assert_eq!(r.get("clone3"), "ENOSYS", "{r:?}");
+    for ok in ["fork", "socket_inet", "socket_unix"] {
+        assert_eq!(r.get(ok), "OK", "{ok}: {r:?}");
+    }
+}
+
+#[test]
+fn masked_paths_are_unreadable() {
+    if skip_unless_root() {
+        return;
+    }
+    for path in [
+        "/proc/kcore",
+        "/proc/keys",
+        "/sys/firmware",
+        "/proc/timer_list",
+    ] {
+        let r = probe(&[], &["read", path]);
+        let v = r.get("read");
+        assert!(v == "EACCES" || v == "ENOENT", "{path}: {r:?}");
+    }
+    let r = probe(&[], &["write", "/proc/sys/kernel/hostname"]);
+    assert_ne!(r.get("write"), "OK", "{r:?}");
+    // Ordinary /proc files still work.
+    let r = probe(&[], &["read", "/proc/self/status"]);
+    assert_eq!(r.get("read"), "OK", "{r:?}");
+}
+
+#[test]
+fn dev_holds_only_the_five_devices() {
+    if skip_unless_root() {
+        return;
+    }
+    for dev in ["null", "zero", "full", "random", "urandom"] {
+        let r = probe(&[], &["read", &format!("/dev/{dev}")]);
+        assert_eq!(r.get("read"), "OK", "{dev}: {r:?}");
+    }
+    for absent in [
+        "/dev/sda",
+        "/dev/vda",
+        "/dev/mem",
+        "/dev/kmsg",
+        "/dev/loop0",
+        "/dev/tty",
+    ] {
+        let r = probe(&[], &["read", absent]);
+        assert_eq!(r.get("read"), "ENOENT", "{absent}: {r:?}");
+    }
+}
+
+#[test]
+fn only_stdio_is_inherited() {
+    if skip_unless_root() {
+        return;
+    }
+    let r = probe(&[], &["fds"]);
+    assert_eq!(r.get("fds"), "0,1,2", "{r:?}");
+}
+
+#[test]
+fn init_is_out_of_reach() {
+    if skip_unless_root() {
+        return;
+    }
+    let r = probe(&[], &["ptrace-init"]);
+    assert_eq!(r.get("ptrace_attach_1"), "EPERM", "{r:?}");
+    assert_eq!(r.get("proc1_mem"), "EACCES", "{r:?}");
+    assert_eq!(r.get("proc1_environ"), "EACCES", "{r:?}");
+}
+
+#[test]
+fn rlimits_match_lambda() {
+    if skip_unless_root() {
+        return;
+    }
+    let r = probe(&[], &["rlimits"]);
+    assert_eq!(r.get("nofile"), "1024:1024", "{r:?}");
+    assert_eq!(r.get("core"), "0:0", "{r:?}");
+}
+
+#[test]
+fn cwd_env_and_output_streams() {
+    if skip_unless_root() {
+        return;
+    }
+    let r = probe(&["--env", "GREETING=hi there"], &["env"]);
+    let kv = r.kv();
+    assert_eq!(kv.get("GREETING").map(String::as_str), Some("hi there"));
+    assert!(kv.get("PATH").is_some_and(|p| p.contains("/usr/bin")));
+    let r = probe(&[], &["cwd"]);
+    assert_eq!(r.get("cwd"), "/var/task");
+    let r = probe(&[], &["stderr", "to-stderr"]);
+    assert!(r.stderr.contains("to-stderr"), "{r:?}");
+}
