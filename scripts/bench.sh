@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# scripts/bench.sh — Hearth's benchmarks against peer sandboxes.
+#
+# Owns: making sure the peers (crun, runc, bwrap, unshare) are installed and
+# the hearth binary is built, then handing over to the Python driver.
+# Does not: measure anything itself (scripts/bench_sandbox.py does).
+# Limits: root only (namespaces, cgroups, apt-get); Debian/Ubuntu hosts for the
+# automatic peer install. A peer that cannot be installed is reported as failed
+# by the driver, not silently dropped.
+#
+# usage: scripts/bench.sh sandbox [--runs N] [--warmup N] [--json FILE]
+# env:   HEARTH_BIN  hearth binary (default target/release/hearth; built with
+#                    `cargo build --release` when that default is missing)
+#        PYTHON      Python 3.11+ to run the driver (default /usr/bin/python3)
+set -euo pipefail
+
+die() {
+    echo "scripts/bench.sh: error: $*" >&2
+    exit 1
+}
+log() {
+    echo "scripts/bench.sh: $*" >&2
+}
+usage() {
+    cat >&2 <<'EOF'
+usage: scripts/bench.sh sandbox [--runs N] [--warmup N] [--json FILE]
+  Sandbox create+destroy of `run /bin/true` (128 MB limit): hearth against
+  crun, runc, bwrap and unshare, interleaved, >= 500 runs by default. Root only.
+env: HEARTH_BIN  hearth binary (default target/release/hearth, built if missing)
+     PYTHON      Python 3.11+ for the driver (default /usr/bin/python3)
+EOF
+}
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+readonly ROOT
+
+case "${1:-}" in
+sandbox) ;;
+-h | --help | "")
+    usage
+    [[ -n ${1:-} ]] && exit 0
+    exit 2
+    ;;
+*)
+    usage
+    die "unknown benchmark '$1' (known: sandbox)"
+    ;;
+esac
+for arg in "$@"; do
+    if [[ ${arg} == -h || ${arg} == --help ]]; then
+        exec "${PYTHON:-/usr/bin/python3}" "${ROOT}/scripts/bench_sandbox.py" "$@"
+    fi
+done
+
+[[ ${EUID} -eq 0 ]] || die "must run as root (sandboxes need namespaces and cgroups)"
+
+PYTHON=${PYTHON:-/usr/bin/python3}
+[[ -x ${PYTHON} ]] || PYTHON=$(command -v python3) || die "python3 not found"
+"${PYTHON}" -c 'import sys; sys.exit(sys.version_info < (3, 11))' ||
+    die "${PYTHON} is older than Python 3.11"
+
+# ---- peers ------------------------------------------------------------------
+# command -> Debian package
+declare -A PKG=([crun]=crun [runc]=runc [bwrap]=bubblewrap [unshare]=util-linux)
+missing=()
+for cmd in crun runc bwrap unshare; do
+    command -v "${cmd}" >/dev/null || missing+=("${PKG[${cmd}]}")
+done
+if [[ ${#missing[@]} -gt 0 ]]; then
+    if ! command -v apt-get >/dev/null; then
+        log "warning: missing ${missing[*]} and no apt-get; they will be reported as failed"
+    else
+        export DEBIAN_FRONTEND=noninteractive
+        has_candidate() {
+            apt-cache policy "$1" 2>/dev/null | grep -q 'Candidate: [^(]'
+        }
+        for p in "${missing[@]}"; do
+            if ! has_candidate "${p}"; then
+                log "apt-get update (no candidate for ${p} yet)"
+                apt-get update -q >/dev/null || log "warning: apt-get update failed"
+                break
+            fi
+        done
+        installable=()
+        for p in "${missing[@]}"; do
+            if has_candidate "${p}"; then
+                installable+=("${p}")
+            else
+                log "warning: no package ${p} available; it will be reported as failed"
+            fi
+        done
+        if [[ ${#installable[@]} -gt 0 ]]; then
+            log "installing ${installable[*]}"
+            apt-get install -y -q "${installable[@]}" >/dev/null ||
+                log "warning: apt-get install ${installable[*]} failed; missing peers will be reported as failed"
+        fi
+    fi
+fi
+
+# ---- hearth ---------------------------------------------------------------------
+if [[ -z ${HEARTH_BIN:-} ]]; then
+    HEARTH_BIN=${ROOT}/target/release/hearth
+    if [[ ! -x ${HEARTH_BIN} ]]; then
+        command -v cargo >/dev/null || die "${HEARTH_BIN} missing and cargo not found"
+        log "building hearth (cargo build --release)"
+        (cd "${ROOT}" && cargo build --release --bin hearth) || die "cargo build --release failed"
+    fi
+fi
+case "${HEARTH_BIN}" in
+/*) ;;
+*) HEARTH_BIN=$(pwd)/${HEARTH_BIN} ;;
+esac
+[[ -x ${HEARTH_BIN} ]] || log "warning: ${HEARTH_BIN} is not executable; hearth will be reported as failed"
+export HEARTH_BIN
+
+exec "${PYTHON}" "${ROOT}/scripts/bench_sandbox.py" "$@"

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Hearth's test command (README names it; CI runs exactly this, as root, on a fresh host).
+#
+# 1. installs what the tests need (Debian packages) when missing;
+# 2. lints (cargo fmt --check, clippy -D warnings);
+# 3. builds the static in-sandbox probe;
+# 4. runs every test as root on the real kernel (host-binds root);
+# 5. builds (or reuses) the Debian base root and runs the isolation tests against it;
+# 6. removes Hearth's idle infrastructure and checks that nothing at all is left behind.
+#
+# Tests that need root print "skipped: needs root" without it; run this as root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ROOTFS=${HEARTH_ROOTFS:-/var/cache/hearth/rootfs-bookworm}
+export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+
+step() { printf '\n==> %s\n' "$*"; }
+
+if [ "$(id -u)" != 0 ]; then
+  echo "scripts/test.sh: must run as root (the tests create namespaces, cgroups, mounts)" >&2
+  exit 1
+fi
+
+step "installing test dependencies"
+need=()
+command -v mkfs.ext4 >/dev/null || need+=(e2fsprogs)
+command -v debootstrap >/dev/null || need+=(debootstrap)
+command -v ip >/dev/null || need+=(iproute2)
+command -v losetup >/dev/null || need+=(util-linux)
+if [ "${#need[@]}" -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+step "lint"
+scripts/lint.sh
+
+step "static probe"
+triple=$(rustc -vV | sed -n 's/^host: //p')
+RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --bin hearth-probe --target "$triple"
+export HEARTH_PROBE="$PWD/target/$triple/release/hearth-probe"
+
+step "tests (host-binds root, $(scripts/cgroup-mode.sh) cgroups)"
+cargo test --all-targets -- --test-threads=2
+
+step "base root for the rootfs leg"
+rootfs/build.sh "$ROOTFS"
+
+step "isolation tests against the built root ($ROOTFS)"
+HEARTH_TEST_ROOTFS="$ROOTFS" cargo test --test isolation -- --test-threads=2
+
+step "cleanup check"
+cargo run --quiet --bin hearth -- gc
+scripts/check-leaks.sh --strict
