@@ -299,7 +299,6 @@ fn child_side(plan: &SpawnPlan, seccomp: &SeccompPolicy, chan: RawFd, parent_end
         fail(chan, MOUNT_BASE + index as u32, e);
     }
     stamps[stamp::MOUNTS] = process::monotonic_ns();
-    stamps[stamp::PIVOT] = stamps[stamp::MOUNTS];
     // 8.
     if let Err(e) = process::set_not_dumpable() {
         fail(chan, Step::NotDumpable as u32, e);
@@ -320,22 +319,30 @@ fn child_side(plan: &SpawnPlan, seccomp: &SeccompPolicy, chan: RawFd, parent_end
     stamps[stamp::FORKED] = process::monotonic_ns();
     fd::close(status_w);
     // 10.
-    let mut report = [0u8; 8];
-    let n = read_full(status_r, &mut report);
-    fd::close(status_r);
-    stamps[stamp::EXECED] = process::monotonic_ns();
-    if n == report.len() {
-        let step = u32::from_ne_bytes([report[0], report[1], report[2], report[3]]);
-        let errno = i32::from_ne_bytes([report[4], report[5], report[6], report[7]]);
+    loop {
+        let mut rec = [0u8; RECORD];
+        if read_full(status_r, &mut rec) != RECORD {
+            break; // end of file: execve succeeded
+        }
+        let (kind, a, b) = decode_record(&rec);
+        if kind == RECORD_STAMP {
+            if let Some(slot) = stamps.get_mut(a as usize) {
+                *slot = b;
+            }
+            continue;
+        }
         let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(command), None);
-        let msg = if step == Step::Exec as u32 {
+        let errno = b as u32 as i32;
+        let msg = if a == Step::Exec as u32 {
             Message::ExecFailed { errno }
         } else {
-            Message::SetupFailed { step, errno }
+            Message::SetupFailed { step: a, errno }
         };
         let _ = sync::send_message(fd::borrow(chan), &msg);
         process::exit_now(1);
     }
+    fd::close(status_r);
+    stamps[stamp::EXECED] = process::monotonic_ns();
     let _ = sync::send_message(fd::borrow(chan), &Message::Started { stamps });
     // 11.
     init::supervise(chan, command)
@@ -352,12 +359,41 @@ fn read_full(fd_: RawFd, buf: &mut [u8]) -> usize {
     got
 }
 
+/// Exec-status pipe records (command → init): 16 bytes, `kind`, `a`, `b`. Writes of
+/// this size to a pipe are atomic. End of file without a failure record means `execve`
+/// succeeded.
+const RECORD: usize = 16;
+const RECORD_STAMP: u32 = 1;
+const RECORD_FAILURE: u32 = 2;
+
+fn encode_record(kind: u32, a: u32, b: u64) -> [u8; RECORD] {
+    let mut rec = [0u8; RECORD];
+    rec[..4].copy_from_slice(&kind.to_ne_bytes());
+    rec[4..8].copy_from_slice(&a.to_ne_bytes());
+    rec[8..].copy_from_slice(&b.to_ne_bytes());
+    rec
+}
+
+fn decode_record(rec: &[u8; RECORD]) -> (u32, u32, u64) {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&rec[8..]);
+    (
+        u32::from_ne_bytes([rec[0], rec[1], rec[2], rec[3]]),
+        u32::from_ne_bytes([rec[4], rec[5], rec[6], rec[7]]),
+        u64::from_ne_bytes(w),
+    )
+}
+
+/// Sends a timestamp of the command side to init (best effort: timings only).
+fn command_stamp(status_w: RawFd, index: usize) {
+    let rec = encode_record(RECORD_STAMP, index as u32, process::monotonic_ns());
+    let _ = fd::write_all(status_w, &rec);
+}
+
 /// Reports a failed command-side step to init through the exec-status pipe.
 fn command_fail(status_w: RawFd, step: Step, errno: Errno) -> ! {
-    let mut buf = [0u8; 8];
-    buf[..4].copy_from_slice(&(step as u32).to_ne_bytes());
-    buf[4..].copy_from_slice(&(errno as i32).to_ne_bytes());
-    let _ = fd::write_all(status_w, &buf);
+    let rec = encode_record(RECORD_FAILURE, step as u32, errno as i32 as u32 as u64);
+    let _ = fd::write_all(status_w, &rec);
     process::exit_now(127)
 }
 
@@ -403,6 +439,7 @@ fn command_side(plan: &SpawnPlan, seccomp: &SeccompPolicy, status_w: RawFd) -> !
         };
         command_fail(status_w, step, e);
     }
+    command_stamp(status_w, stamp::PRIVILEGES);
     // 6.
     if let Err(e) = process::set_parent_death_signal(libc::SIGKILL) {
         command_fail(status_w, Step::CommandDeathSignal, e);
@@ -415,6 +452,7 @@ fn command_side(plan: &SpawnPlan, seccomp: &SeccompPolicy, status_w: RawFd) -> !
     if let Err(e) = seccomp.apply() {
         command_fail(status_w, Step::Seccomp, e);
     }
+    command_stamp(status_w, stamp::SECCOMP);
     // 9.
     let mut saved = Errno::ENOENT;
     for path in &plan.exec.candidates {
@@ -430,6 +468,15 @@ fn command_side(plan: &SpawnPlan, seccomp: &SeccompPolicy, status_w: RawFd) -> !
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exec_status_records_round_trip() {
+        let rec = encode_record(RECORD_FAILURE, Step::Exec as u32, libc::ENOENT as u64);
+        assert_eq!(
+            decode_record(&rec),
+            (RECORD_FAILURE, Step::Exec as u32, libc::ENOENT as u64)
+        );
+    }
 
     #[test]
     fn step_codes_round_trip_and_are_described() {

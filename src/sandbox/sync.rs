@@ -26,14 +26,16 @@ pub mod stamp {
     pub const RELEASED: usize = 0;
     /// cgroup namespace, hostname and loopback done.
     pub const NAMESPACES: usize = 1;
-    /// Every mount of the new root done, before pivot_root.
+    /// The mount plan done: new root, pivot_root, old root detached, root read-only.
     pub const MOUNTS: usize = 2;
-    /// pivot_root, old root detached and the root made read-only.
-    pub const PIVOT: usize = 3;
     /// The command's process was forked.
-    pub const FORKED: usize = 4;
+    pub const FORKED: usize = 3;
+    /// (command) rlimits, capabilities and uid/gid done.
+    pub const PRIVILEGES: usize = 4;
+    /// (command) the seccomp filter is loaded; `execve` comes next.
+    pub const SECCOMP: usize = 5;
     /// Init saw the exec-status pipe close: `execve` succeeded.
-    pub const EXECED: usize = 5;
+    pub const EXECED: usize = 6;
 }
 
 /// A message on the channel.
