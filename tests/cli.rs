@@ -79,12 +79,23 @@ fn not_root_is_refused_clearly() {
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let bin = dir.path().join("hearth");
     std::fs::copy(common::hearth_bin(), &bin).unwrap();
-    let out = std::process::Command::new(&bin)
-        .args(["run", "--", "/bin/true"])
-        .uid(65534)
-        .gid(65534)
-        .output()
-        .unwrap();
+    // Another test thread forking while the copy was open for writing holds the file busy
+    // until its child execs (ETXTBSY): retry briefly.
+    let mut attempts = 0;
+    let out = loop {
+        match std::process::Command::new(&bin)
+            .args(["run", "--", "/bin/true"])
+            .uid(65534)
+            .gid(65534)
+            .output()
+        {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && attempts < 50 => {
+                attempts += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => break other.unwrap(),
+        }
+    };
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(125), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");

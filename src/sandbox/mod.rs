@@ -132,10 +132,11 @@ impl Timeline {
             ("cgroup_us", d(self.scratch_done, self.cgroup_done)),
             ("plan_us", d(self.cgroup_done, self.plan_done)),
             ("clone_us", d(self.clone_start, self.clone_done)),
-            ("release_us", d(self.clone_done, c[stamp::RELEASED])),
-            ("namespaces_us", d(c[stamp::RELEASED], c[stamp::NAMESPACES])),
+            ("attach_us", d(self.clone_done, self.released)),
+            ("namespaces_us", d(self.clone_done, c[stamp::NAMESPACES])),
             ("mounts_us", d(c[stamp::NAMESPACES], c[stamp::MOUNTS])),
-            ("fork_us", d(c[stamp::MOUNTS], c[stamp::FORKED])),
+            ("release_wait_us", d(c[stamp::MOUNTS], c[stamp::RELEASED])),
+            ("fork_us", d(c[stamp::RELEASED], c[stamp::FORKED])),
             ("privileges_us", d(c[stamp::FORKED], c[stamp::PRIVILEGES])),
             ("seccomp_us", d(c[stamp::PRIVILEGES], c[stamp::SECCOMP])),
             ("exec_us", d(c[stamp::SECCOMP], c[stamp::EXECED])),
@@ -224,15 +225,11 @@ impl SandboxHost {
         let cleanup_volume = |v: ScratchVolume| {
             let _ = v.release();
         };
-        if let Err(e) = self.cgroups.ensure_parent() {
-            cleanup_volume(volume);
-            return Err(e.into());
-        }
         let limits = Limits {
             memory_mb: spec.memory_mb,
             pids: spec.pids,
         };
-        let cg = match self.cgroups.create(name, &limits) {
+        let cg = match self.create_cgroup(name, &limits) {
             Ok(cg) => cg,
             Err(e) => {
                 cleanup_volume(volume);
@@ -299,6 +296,28 @@ impl SandboxHost {
             started: false,
             plan_mounts,
         })
+    }
+
+    /// Creates the sandbox's cgroup under Hearth's parent. Another `hearth run` that just
+    /// finished may remove the (then empty) parent between our `ensure_parent` and our
+    /// `mkdir`; that shows as `ENOENT` and is retried a few times.
+    fn create_cgroup(
+        &self,
+        name: &str,
+        limits: &Limits,
+    ) -> Result<SandboxCgroup, cgroup::CgroupError> {
+        let mut attempt = 0;
+        loop {
+            self.cgroups.ensure_parent()?;
+            match self.cgroups.create(name, limits) {
+                Err(cgroup::CgroupError::Mkdir { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound && attempt < 5 =>
+                {
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Kills whatever is left, reaps init, reads the cgroup's figures, and removes the

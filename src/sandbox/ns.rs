@@ -57,16 +57,21 @@ pub fn plan(hostname: &str, into_cgroup: bool) -> Result<NsPlan, NsError> {
 /// A failed step of [`apply`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NsStep {
-    Cgroup,
     Hostname,
     Loopback,
 }
 
-/// Child side: cgroup namespace (if not done by clone), hostname, `lo` up.
-pub fn apply(plan: &NsPlan) -> Result<(), (NsStep, Errno)> {
+/// Child side, after the cgroup attach: a cgroup namespace rooted at the sandbox's cgroup
+/// (unless the clone already made one, `CLONE_INTO_CGROUP` on v2).
+pub fn enter_cgroup_namespace(plan: &NsPlan) -> Result<(), Errno> {
     if plan.unshare_cgroup {
-        unshare(CloneFlags::CLONE_NEWCGROUP).map_err(|e| (NsStep::Cgroup, e))?;
+        unshare(CloneFlags::CLONE_NEWCGROUP)?;
     }
+    Ok(())
+}
+
+/// Child side: hostname, `lo` up.
+pub fn apply(plan: &NsPlan) -> Result<(), (NsStep, Errno)> {
     nix::unistd::sethostname(OsStr::from_bytes(plan.hostname.as_bytes()))
         .map_err(|e| (NsStep::Hostname, e))?;
     process::set_interface_up(c"lo").map_err(|e| (NsStep::Loopback, e))

@@ -166,7 +166,8 @@ pub struct Spawned {
 /// 1. create the init channel (a `SOCK_SEQPACKET` socketpair, close-on-exec);
 /// 2. `clone3` init into new pid, mount, network, ipc and uts namespaces — and, given a
 ///    v2 cgroup fd, straight into its cgroup with a cgroup namespace (`CLONE_INTO_CGROUP`);
-/// 3. otherwise attach init to its cgroups now (`attach`, v1), before it may run a step;
+/// 3. otherwise attach init to its cgroups now (`attach`, v1) — init builds its root
+///    meanwhile, but forks nothing and runs no function code until released;
 /// 4. release init. If 3 or 4 fails, init is killed and reaped before returning.
 ///
 /// The caller must be single-threaded (fork semantics).
@@ -244,17 +245,21 @@ fn fail(chan: RawFd, step: u32, errno: Errno) -> ! {
 ///
 /// 1. close every inherited descriptor but stdio and the channel;
 /// 2. parent-death signal SIGKILL (a `hearth` killed mid-run takes the sandbox with it);
-/// 3. wait for the release — end of file means the parent died first: exit;
-/// 4. new session (tty signals go to `hearth`, which forwards them);
-/// 5. block the signals init waits for (SIGCHLD) and forwards (TERM, INT, HUP, QUIT,
+/// 3. new session (tty signals go to `hearth`, which forwards them);
+/// 4. block the signals init waits for (SIGCHLD) and forwards (TERM, INT, HUP, QUIT,
 ///    USR1, USR2) — before the fork, so none is lost;
-/// 6. namespaces: cgroup namespace (v1 path), hostname, `lo` up;
-/// 7. the mount plan: private propagation, the new root, /var/task, /tmp, /dev, /proc,
+/// 5. namespaces: hostname, `lo` up;
+/// 6. the mount plan: private propagation, the new root, /var/task, /tmp, /dev, /proc,
 ///    /sys, pivot_root, old root detached, root read-only;
-/// 8. non-dumpable (the function, another uid, cannot ptrace or read init's memory);
-/// 9. exec-status pipe and fork of the command ([`command_side`]);
-/// 10. wait for the exec result: end of file = success → `Started`;
-/// 11. supervise until the command exits ([`init::supervise`]).
+/// 7. non-dumpable (the function, another uid, cannot ptrace or read init's memory);
+/// 8. wait for the release, i.e. for the parent to have attached this process to its
+///    cgroups (steps 1–7 run meanwhile, on another CPU; they are Hearth's code, not the
+///    function's) — end of file means the parent died: exit;
+/// 9. cgroup namespace rooted at the sandbox's cgroup (v1 path; v2 clones into it);
+/// 10. exec-status pipe and fork of the command ([`command_side`]): from here on every
+///     process is inside the cgroup limits;
+/// 11. wait for the exec result: end of file = success → `Started`;
+/// 12. supervise until the command exits ([`init::supervise`]).
 fn child_side(plan: &SpawnPlan, seccomp: &SeccompPolicy, chan: RawFd, parent_end: RawFd) -> ! {
     let mut stamps = [0u64; STAMPS];
     // 1.
@@ -270,40 +275,43 @@ fn child_side(plan: &SpawnPlan, seccomp: &SeccompPolicy, chan: RawFd, parent_end
         fail(chan, Step::ParentDeathSignal as u32, e);
     }
     // 3.
-    match sync::recv_message(fd::borrow(chan)) {
-        Ok(Some(Message::Release)) => {}
-        Ok(_) => process::exit_now(1),
-        Err(e) => fail(chan, Step::WaitRelease as u32, e),
-    }
-    stamps[stamp::RELEASED] = process::monotonic_ns();
-    // 4.
     if let Err(e) = nix::unistd::setsid() {
         fail(chan, Step::NewSession as u32, e);
     }
-    // 5.
+    // 4.
     if let Err(e) = process::block_signals(init::SIGNALS) {
         fail(chan, Step::BlockSignals as u32, e);
     }
-    // 6.
+    // 5.
     if let Err((step, e)) = ns::apply(&plan.ns) {
         let step = match step {
-            NsStep::Cgroup => Step::CgroupNamespace,
             NsStep::Hostname => Step::Hostname,
             NsStep::Loopback => Step::Loopback,
         };
         fail(chan, step as u32, e);
     }
     stamps[stamp::NAMESPACES] = process::monotonic_ns();
-    // 7.
+    // 6.
     if let Err((index, e)) = mounts::apply(&plan.mounts) {
         fail(chan, MOUNT_BASE + index as u32, e);
     }
     stamps[stamp::MOUNTS] = process::monotonic_ns();
-    // 8.
+    // 7.
     if let Err(e) = process::set_not_dumpable() {
         fail(chan, Step::NotDumpable as u32, e);
     }
+    // 8.
+    match sync::recv_message(fd::borrow(chan)) {
+        Ok(Some(Message::Release)) => {}
+        Ok(_) => process::exit_now(1),
+        Err(e) => fail(chan, Step::WaitRelease as u32, e),
+    }
+    stamps[stamp::RELEASED] = process::monotonic_ns();
     // 9.
+    if let Err(e) = ns::enter_cgroup_namespace(&plan.ns) {
+        fail(chan, Step::CgroupNamespace as u32, e);
+    }
+    // 10.
     let (status_r, status_w) = match fd::pipe_cloexec() {
         Ok(p) => p,
         Err(e) => fail(chan, Step::ExecPipe as u32, e),
@@ -318,7 +326,7 @@ fn child_side(plan: &SpawnPlan, seccomp: &SeccompPolicy, chan: RawFd, parent_end
     };
     stamps[stamp::FORKED] = process::monotonic_ns();
     fd::close(status_w);
-    // 10.
+    // 11.
     loop {
         let mut rec = [0u8; RECORD];
         if read_full(status_r, &mut rec) != RECORD {
@@ -344,7 +352,7 @@ fn child_side(plan: &SpawnPlan, seccomp: &SeccompPolicy, chan: RawFd, parent_end
     fd::close(status_r);
     stamps[stamp::EXECED] = process::monotonic_ns();
     let _ = sync::send_message(fd::borrow(chan), &Message::Started { stamps });
-    // 11.
+    // 12.
     init::supervise(chan, command)
 }
 

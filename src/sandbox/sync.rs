@@ -22,12 +22,12 @@ pub const STAMPS: usize = 8;
 
 /// Indexes into [`Message::Started`]'s stamps (`CLOCK_MONOTONIC` nanoseconds).
 pub mod stamp {
-    /// The child read the release message.
-    pub const RELEASED: usize = 0;
-    /// cgroup namespace, hostname and loopback done.
-    pub const NAMESPACES: usize = 1;
+    /// Hostname and loopback done.
+    pub const NAMESPACES: usize = 0;
     /// The mount plan done: new root, pivot_root, old root detached, root read-only.
-    pub const MOUNTS: usize = 2;
+    pub const MOUNTS: usize = 1;
+    /// The child read the release message (its cgroups are attached).
+    pub const RELEASED: usize = 2;
     /// The command's process was forked.
     pub const FORKED: usize = 3;
     /// (command) rlimits, capabilities and uid/gid done.
