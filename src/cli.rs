@@ -211,7 +211,7 @@ pub fn run(args: RunArgs) -> u8 {
         return code;
     }
 
-    let host = match SandboxHost::open(&HostPaths::default()) {
+    let host = match SandboxHost::open(&HostPaths::from_env()) {
         Ok(h) => h,
         Err(e) => return fail(e),
     };
@@ -347,7 +347,7 @@ pub fn gc() -> u8 {
     if let Err(code) = require_root("gc") {
         return code;
     }
-    let paths = HostPaths::default();
+    let paths = HostPaths::from_env();
     let host = match SandboxHost::open(&paths) {
         Ok(h) => h,
         Err(e) => return fail(e),

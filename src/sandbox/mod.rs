@@ -58,6 +58,29 @@ pub struct HostPaths {
     pub cgroup_parent: String,
 }
 
+impl HostPaths {
+    /// The defaults, overridden by `HEARTH_STATE_DIR`, `HEARTH_RUN_DIR`,
+    /// `HEARTH_CGROUP_ROOT` and `HEARTH_CGROUP_PARENT` where set (the daemon's typed
+    /// configuration will fill the same struct).
+    pub fn from_env() -> HostPaths {
+        let mut p = HostPaths::default();
+        let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+        if let Some(v) = var("HEARTH_STATE_DIR") {
+            p.state_dir = PathBuf::from(v);
+        }
+        if let Some(v) = var("HEARTH_RUN_DIR") {
+            p.run_dir = PathBuf::from(v);
+        }
+        if let Some(v) = var("HEARTH_CGROUP_ROOT") {
+            p.cgroup_root = PathBuf::from(v);
+        }
+        if let Some(v) = var("HEARTH_CGROUP_PARENT") {
+            p.cgroup_parent = v.to_string_lossy().trim_matches('/').to_string();
+        }
+        p
+    }
+}
+
 impl Default for HostPaths {
     fn default() -> Self {
         HostPaths {
