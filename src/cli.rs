@@ -61,6 +61,10 @@ pub struct RunArgs {
     /// Maximum number of processes and threads.
     #[arg(long, value_name = "N", default_value_t = plan::DEFAULT_PIDS, value_parser = parse_pids)]
     pub pids: u64,
+    /// After the command ends, print a Lambda-style REPORT line on stderr (duration,
+    /// memory size, max memory used, OOM kills).
+    #[arg(long)]
+    pub report: bool,
     /// Append one JSON line of set-up step timings (microseconds) to this file.
     #[arg(long = "timings-file", value_name = "FILE")]
     pub timings_file: Option<PathBuf>,
@@ -277,6 +281,23 @@ fn run_in(
         write_timings(path, &teardown.timeline.steps_us());
     }
     let stats = &teardown.stats;
+    if args.report {
+        let t = &teardown.timeline;
+        let duration_ms = t
+            .exited
+            .checked_sub(t.child[crate::sandbox::sync::stamp::EXECED])
+            .filter(|_| t.child[crate::sandbox::sync::stamp::EXECED] != 0)
+            .map(|ns| ns as f64 / 1e6)
+            .unwrap_or(0.0);
+        let peak = stats
+            .memory_peak_bytes
+            .map(|b| format!("{} MB", b.div_ceil(1024 * 1024)))
+            .unwrap_or_else(|| "unknown".to_string());
+        eprintln!(
+            "REPORT Duration: {duration_ms:.2} ms\tMemory Size: {} MB\tMax Memory Used: {peak}\tOOM Kills: {}",
+            spec.memory_mb, stats.oom_kills
+        );
+    }
     match waited {
         Err(e) => fail(e),
         Ok(WaitEnd::TimedOut) => {

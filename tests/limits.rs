@@ -56,10 +56,20 @@ fn touching_300_mb_under_128_is_oom_killed_and_reported() {
     assert_eq!(r.code, 123, "{r:?}");
     assert!(r.stderr.contains("out of memory"), "{r:?}");
     assert!(!r.stdout.contains("touched_mb=300"), "{r:?}");
-    // Below the limit it is fine.
-    let r = probe(&["--memory", "256"], &["memhog", "100"]);
+    // Below the limit it is fine, and the peak is reported.
+    let r = probe(&["--memory", "256", "--report"], &["memhog", "100"]);
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(r.get("touched_mb"), "100");
+    let report = r.stderr.lines().find(|l| l.starts_with("REPORT ")).unwrap();
+    assert!(report.contains("Memory Size: 256 MB"), "{report}");
+    assert!(report.contains("OOM Kills: 0"), "{report}");
+    let used: u64 = report
+        .split("Max Memory Used: ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert!((100..=256).contains(&used), "{report}");
 }
 
 #[test]
