@@ -190,7 +190,8 @@ pub struct Sandbox {
     pub failure: Option<Failure>,
     /// Whether `execve` succeeded.
     pub started: bool,
-    plan_mounts: Vec<String>,
+    /// Kept to name a failed mount step in the error message.
+    plan_mounts: Vec<mounts::MountOp>,
 }
 
 /// A set-up failure inside the sandbox, before the command ran.
@@ -288,23 +289,7 @@ impl SandboxHost {
         t.clone_start = spawned.clone_start_ns;
         t.clone_done = spawned.clone_done_ns;
         t.released = spawned.released_ns;
-        let plan_mounts = plan
-            .mounts
-            .iter()
-            .map(|op| match op {
-                mounts::MountOp::Mount { target, .. } => {
-                    format!("mount on {}", target.to_string_lossy())
-                }
-                mounts::MountOp::Mkdir { path, .. } => format!("mkdir {}", path.to_string_lossy()),
-                mounts::MountOp::Symlink { link, .. } => {
-                    format!("symlink {}", link.to_string_lossy())
-                }
-                mounts::MountOp::WriteFile { path, .. } => {
-                    format!("writing {}", path.to_string_lossy())
-                }
-                mounts::MountOp::PivotRoot { .. } => "pivot_root".to_string(),
-            })
-            .collect();
+        let plan_mounts = plan.mounts;
         Ok(Sandbox {
             name: name.to_string(),
             pid: spawned.pid,
@@ -445,7 +430,7 @@ impl Sandbox {
                     let i = (step - spawn::MOUNT_BASE) as usize;
                     self.plan_mounts
                         .get(i)
-                        .cloned()
+                        .map(mounts::MountOp::describe)
                         .unwrap_or_else(|| format!("mount step {i}"))
                 } else {
                     spawn::Step::from_code(step)

@@ -59,6 +59,21 @@ pub enum MountOp {
     PivotRoot { new_root: CString },
 }
 
+impl MountOp {
+    /// A short description for error messages ("mount on /run/hearth/root/proc").
+    pub fn describe(&self) -> String {
+        match self {
+            MountOp::Mount { target, .. } => format!("mount on {}", target.to_string_lossy()),
+            MountOp::Mkdir { path, .. } => format!("mkdir {}", path.to_string_lossy()),
+            MountOp::Symlink { link, .. } => format!("symlink {}", link.to_string_lossy()),
+            MountOp::WriteFile { path, .. } => format!("writing {}", path.to_string_lossy()),
+            MountOp::PivotRoot { new_root } => {
+                format!("pivot_root into {}", new_root.to_string_lossy())
+            }
+        }
+    }
+}
+
 /// Errors found while planning (in the parent, before anything is created).
 #[derive(Debug, thiserror::Error)]
 pub enum MountsError {
