@@ -6,7 +6,10 @@
 # 3. builds the static in-sandbox probe;
 # 4. runs every test as root on the real kernel (host-binds root);
 # 5. builds (or reuses) the Debian base root and runs the isolation tests against it;
-# 6. removes Hearth's idle infrastructure and checks that nothing at all is left behind.
+# 6. removes Hearth's idle infrastructure and checks that nothing at all is left behind;
+# 7. the cgroup v2 leg: the same root/namespace tests, prebuilt here, inside a pure
+#    cgroup v2 guest kernel under QEMU (scripts/vm/v2-leg.sh; HEARTH_SKIP_V2_LEG=1 skips
+#    it, for a quick local run).
 #
 # Tests that need root print "skipped: needs root" without it; run this as root.
 set -euo pipefail
@@ -54,3 +57,10 @@ HEARTH_TEST_ROOTFS="$ROOTFS" cargo test --test isolation -- --test-threads=2
 step "cleanup check"
 cargo run --quiet --bin hearth -- gc
 scripts/check-leaks.sh --strict
+
+if [ "${HEARTH_SKIP_V2_LEG:-0}" = 1 ]; then
+  echo "skipped: the cgroup v2 leg (HEARTH_SKIP_V2_LEG=1)"
+else
+  step "cgroup v2 leg (pure cgroup v2 guest kernel)"
+  scripts/vm/v2-leg.sh
+fi
