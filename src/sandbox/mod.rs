@@ -155,7 +155,6 @@ impl Timeline {
             ("cgroup_us", d(self.scratch_done, self.cgroup_done)),
             ("plan_us", d(self.cgroup_done, self.plan_done)),
             ("clone_us", d(self.clone_start, self.clone_done)),
-            ("attach_us", d(self.clone_done, self.released)),
             ("namespaces_us", d(self.clone_done, c[stamp::NAMESPACES])),
             ("mounts_us", d(c[stamp::NAMESPACES], c[stamp::MOUNTS])),
             ("release_wait_us", d(c[stamp::MOUNTS], c[stamp::RELEASED])),
@@ -275,16 +274,25 @@ impl SandboxHost {
             Err(e) => return fail(e.into(), cg, volume),
         };
         t.plan_done = process::monotonic_ns();
-        let attach = |pid: i32| self.cgroups.attach(&cg, pid).map_err(|e| e.to_string());
+        let join_fds = match cg_fd {
+            Some(_) => Vec::new(),
+            None => match self.cgroups.self_join_fds(&cg) {
+                Ok(fds) => fds,
+                Err(e) => return fail(e.into(), cg, volume),
+            },
+        };
+        let join: Vec<_> = join_fds.iter().map(|f| f.as_fd()).collect();
         let spawned = match spawn::spawn(
             &plan,
             &self.seccomp,
             cg_fd.as_ref().map(|f| f.as_fd()),
-            &attach,
+            &join,
         ) {
             Ok(s) => s,
             Err(e) => return fail(e.into(), cg, volume),
         };
+        drop(join);
+        drop(join_fds);
         drop(cg_fd);
         t.clone_start = spawned.clone_start_ns;
         t.clone_done = spawned.clone_done_ns;

@@ -34,6 +34,7 @@ use crate::sys::{fd, process};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u32)]
 pub enum Step {
+    JoinCgroup = 12,
     CloseFds = 1,
     ParentDeathSignal = 2,
     WaitRelease = 3,
@@ -62,11 +63,15 @@ pub enum Step {
     Exec = 34,
 }
 
+/// At most this many cgroup `tasks` fds (one per v1 hierarchy).
+pub const MAX_JOIN_FDS: usize = 8;
+
 /// Mount failures are reported as this plus the index of the mount op.
 pub const MOUNT_BASE: u32 = 1000;
 
 impl Step {
-    const ALL: [Step; 26] = [
+    const ALL: [Step; 27] = [
+        Step::JoinCgroup,
         Step::CloseFds,
         Step::ParentDeathSignal,
         Step::WaitRelease,
@@ -103,6 +108,7 @@ impl Step {
     /// A short description for error messages.
     pub fn describe(self) -> &'static str {
         match self {
+            Step::JoinCgroup => "joining the sandbox's cgroups",
             Step::CloseFds => "closing inherited descriptors",
             Step::ParentDeathSignal => "setting the parent-death signal",
             Step::WaitRelease => "waiting for the parent",
@@ -140,8 +146,8 @@ pub enum SpawnError {
     Channel(Errno),
     #[error("clone3 of the sandbox init: {0}")]
     Clone(Errno),
-    #[error("attaching sandbox init (pid {pid}) to its cgroup: {reason}")]
-    Attach { pid: i32, reason: String },
+    #[error("sandbox cgroup fds: need a clone-into fd or join fds (at most 8), got clone-into {clone_into} and {join} join fds")]
+    CgroupFds { clone_into: bool, join: usize },
     #[error("releasing sandbox init (pid {pid}): {errno}")]
     Release { pid: i32, errno: Errno },
 }
@@ -166,17 +172,30 @@ pub struct Spawned {
 /// 1. create the init channel (a `SOCK_SEQPACKET` socketpair, close-on-exec);
 /// 2. `clone3` init into new pid, mount, network, ipc and uts namespaces — and, given a
 ///    v2 cgroup fd, straight into its cgroup with a cgroup namespace (`CLONE_INTO_CGROUP`);
-/// 3. otherwise attach init to its cgroups now (`attach`, v1) — init builds its root
-///    meanwhile, but forks nothing and runs no function code until released;
-/// 4. release init. If 3 or 4 fails, init is killed and reaped before returning.
+///    otherwise (v1) init joins its cgroups itself as its first step, through the
+///    `tasks` fds in `join_fds` (see [`CgroupDriver::self_join_fds`]);
+/// 3. release init. If that fails, init is killed and reaped before returning.
 ///
-/// The caller must be single-threaded (fork semantics).
+/// Exactly one of `cgroup_fd` and `join_fds` must be given. The caller must be
+/// single-threaded (fork semantics).
+///
+/// [`CgroupDriver::self_join_fds`]: super::cgroup::CgroupDriver::self_join_fds
 pub fn spawn(
     plan: &SpawnPlan,
     seccomp: &SeccompPolicy,
     cgroup_fd: Option<BorrowedFd<'_>>,
-    attach: &dyn Fn(i32) -> Result<(), String>,
+    join_fds: &[BorrowedFd<'_>],
 ) -> Result<Spawned, SpawnError> {
+    if cgroup_fd.is_some() == !join_fds.is_empty() || join_fds.len() > MAX_JOIN_FDS {
+        return Err(SpawnError::CgroupFds {
+            clone_into: cgroup_fd.is_some(),
+            join: join_fds.len(),
+        });
+    }
+    let mut join = [-1 as RawFd; MAX_JOIN_FDS];
+    for (slot, fd) in join.iter_mut().zip(join_fds) {
+        *slot = fd.as_raw_fd();
+    }
     // 1.
     let (parent_end, child_end) = socketpair(
         AddressFamily::Unix,
@@ -190,9 +209,13 @@ pub fn spawn(
     let forked = process::clone3_fork(plan.ns.clone_flags, cgroup_fd.map(|f| f.as_raw_fd()))
         .map_err(SpawnError::Clone)?;
     let (pid, pidfd) = match forked {
-        process::Forked::Child => {
-            child_side(plan, seccomp, child_end.as_raw_fd(), parent_end.as_raw_fd())
-        }
+        process::Forked::Child => child_side(
+            plan,
+            seccomp,
+            &join[..join_fds.len()],
+            child_end.as_raw_fd(),
+            parent_end.as_raw_fd(),
+        ),
         process::Forked::Parent { pid, pidfd } => (pid, fd::own(pidfd)),
     };
     let clone_done_ns = process::monotonic_ns();
@@ -202,13 +225,6 @@ pub fn spawn(
         let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
     };
     // 3.
-    if cgroup_fd.is_none() {
-        if let Err(reason) = attach(pid) {
-            abort(&pidfd);
-            return Err(SpawnError::Attach { pid, reason });
-        }
-    }
-    // 4.
     if let Err(errno) = sync::send_message(parent_end_fd(&parent_end), &Message::Release) {
         abort(&pidfd);
         return Err(SpawnError::Release { pid, errno });
@@ -243,6 +259,8 @@ fn fail(chan: RawFd, step: u32, errno: Errno) -> ! {
 
 /// The sandbox init's side, in order:
 ///
+/// 0. (v1) join the sandbox's cgroups by writing `0` to each `tasks` fd — before any
+///    other step, so all of init's work and everything it forks is inside the limits;
 /// 1. close every inherited descriptor but stdio and the channel;
 /// 2. parent-death signal SIGKILL (a `hearth` killed mid-run takes the sandbox with it);
 /// 3. new session (tty signals go to `hearth`, which forwards them);
@@ -252,16 +270,26 @@ fn fail(chan: RawFd, step: u32, errno: Errno) -> ! {
 /// 6. the mount plan: private propagation, the new root, /var/task, /tmp, /dev, /proc,
 ///    /sys, pivot_root, old root detached, root read-only;
 /// 7. non-dumpable (the function, another uid, cannot ptrace or read init's memory);
-/// 8. wait for the release, i.e. for the parent to have attached this process to its
-///    cgroups (steps 1–7 run meanwhile, on another CPU; they are Hearth's code, not the
-///    function's) — end of file means the parent died: exit;
+/// 8. wait for the release — end of file means the parent died: exit;
 /// 9. cgroup namespace rooted at the sandbox's cgroup (v1 path; v2 clones into it);
 /// 10. exec-status pipe and fork of the command ([`command_side`]): from here on every
 ///     process is inside the cgroup limits;
 /// 11. wait for the exec result: end of file = success → `Started`;
 /// 12. supervise until the command exits ([`init::supervise`]).
-fn child_side(plan: &SpawnPlan, seccomp: &SeccompPolicy, chan: RawFd, parent_end: RawFd) -> ! {
+fn child_side(
+    plan: &SpawnPlan,
+    seccomp: &SeccompPolicy,
+    join: &[RawFd],
+    chan: RawFd,
+    parent_end: RawFd,
+) -> ! {
     let mut stamps = [0u64; STAMPS];
+    // 0.
+    for &tasks in join {
+        if let Err(e) = fd::write_all(tasks, b"0") {
+            fail(chan, Step::JoinCgroup as u32, e);
+        }
+    }
     // 1.
     let _ = parent_end;
     let keep = chan as u32;

@@ -333,6 +333,20 @@ impl CgroupDriver for V1Driver {
         Ok(())
     }
 
+    fn self_join_fds(&self, cg: &SandboxCgroup) -> Result<Vec<std::os::fd::OwnedFd>, CgroupError> {
+        cg.dirs
+            .iter()
+            .map(|dir| {
+                let path = dir.join("tasks");
+                fs::OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .map(std::os::fd::OwnedFd::from)
+                    .map_err(|source| CgroupError::Open { path, source })
+            })
+            .collect()
+    }
+
     fn stats(&self, cg: &SandboxCgroup) -> Result<CgroupStats, CgroupError> {
         let mem = self.dir(Controller::Memory, &cg.name);
         let oom_path = mem.join("memory.oom_control");

@@ -219,6 +219,11 @@ impl CgroupDriver for V2Driver {
         Ok(Some(OwnedFd::from(file)))
     }
 
+    fn self_join_fds(&self, _cg: &SandboxCgroup) -> Result<Vec<std::os::fd::OwnedFd>, CgroupError> {
+        // Children are cloned into their cgroup (CLONE_INTO_CGROUP).
+        Ok(Vec::new())
+    }
+
     fn attach(&self, cg: &SandboxCgroup, pid: i32) -> Result<(), CgroupError> {
         write_file(&cg.procs_dir.join("cgroup.procs"), &pid.to_string())
     }
