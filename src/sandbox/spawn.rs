@@ -186,7 +186,7 @@ pub fn spawn(
     cgroup_fd: Option<BorrowedFd<'_>>,
     join_fds: &[BorrowedFd<'_>],
 ) -> Result<Spawned, SpawnError> {
-    if cgroup_fd.is_some() == !join_fds.is_empty() || join_fds.len() > MAX_JOIN_FDS {
+    if cgroup_fd.is_some() != join_fds.is_empty() || join_fds.len() > MAX_JOIN_FDS {
         return Err(SpawnError::CgroupFds {
             clone_into: cgroup_fd.is_some(),
             join: join_fds.len(),
