@@ -161,3 +161,17 @@ fn a_child_ignoring_sigterm_that_double_forks_is_killed_at_the_timeout() {
     // Nothing survives: the cgroup (which would hold the grandchild) is gone.
     assert!(wait_gone(pid));
 }
+
+#[test]
+fn cgroup_driver_is_the_expected_one() {
+    if skip_unless_root() {
+        return;
+    }
+    let driver =
+        hearth::sandbox::cgroup::open_driver(std::path::Path::new("/sys/fs/cgroup"), "hearth")
+            .unwrap();
+    println!("cgroup driver: {}", driver.mode_name());
+    if let Ok(want) = std::env::var("HEARTH_EXPECT_CGROUP_DRIVER") {
+        assert_eq!(driver.mode_name(), want);
+    }
+}

@@ -79,4 +79,10 @@ for t in "${tests[@]}"; do
     [[ -n ${bin} ]] || { echo "v2 leg: no test binary for tests/${t}.rs" >&2; exit 1; }
     specs+=("${t}=${bin}")
 done
+# For a test that asserts which driver Hearth's own detection picked (HEARTH_* variables
+# reach the guest).
+export HEARTH_EXPECT_CGROUP_DRIVER=v2
+# Each sandbox takes seconds under emulation: 200 runs in a row would take ten minutes;
+# the host leg runs the full 200.
+export HEARTH_TEST_RUNS=${HEARTH_TEST_RUNS:-25}
 exec scripts/vm-test.sh --timeout "${timeout}" -- scripts/vm/v2-leg.sh --in-guest "${specs[@]}"
