@@ -22,10 +22,16 @@ leak() { printf 'leak: %s\n' "$*"; leaks=$((leaks + 1)); }
 note() { if [ "$strict" = 1 ]; then leak "$*"; else printf 'note: %s\n' "$*"; fi; }
 
 # 1. cgroups: Hearth's parent in every hierarchy (v1: <root>/<controller>/hearth; v2:
-#    <root>/hearth), and anything below it.
+#    <root>/hearth, and <own>/sandboxes when this script runs in a cgroup delegated to
+#    Hearth, or in its supervisor leaf), and anything below it.
 parents=()
 if [ "$(stat -f -c %T "$CG_ROOT" 2>/dev/null)" = cgroup2fs ]; then
   [ -d "$CG_ROOT/$CG_PARENT" ] && parents+=("$CG_ROOT/$CG_PARENT")
+  own=$(sed -n 's/^0:://p' /proc/self/cgroup)
+  own=${own%/supervisor}
+  if [ -n "$own" ] && [ "$own" != / ] && [ -d "$CG_ROOT$own/sandboxes" ]; then
+    parents+=("$CG_ROOT$own/sandboxes")
+  fi
 else
   for h in "$CG_ROOT"/*/; do
     [ -d "$h$CG_PARENT" ] && parents+=("${h%/}/$CG_PARENT")

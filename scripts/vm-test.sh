@@ -153,6 +153,7 @@ busybox_is_static || missing+=(busybox-static)
 command -v depmod >/dev/null || missing+=(kmod)
 command -v mkfs.ext4 >/dev/null || missing+=(e2fsprogs)
 command -v flock >/dev/null && command -v setpriv >/dev/null || missing+=(util-linux)
+command -v setfattr >/dev/null || missing+=(attr)
 if [[ ${#missing[@]} -gt 0 ]]; then
     command -v apt-get >/dev/null || die "missing ${missing[*]} and no apt-get"
     export DEBIAN_FRONTEND=noninteractive

@@ -11,7 +11,7 @@ use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{cgroups_of, hearth_run_cmd, probe, skip_unless_root, wait_gone};
+use common::{cgroups_of, delegated_base, hearth_run_cmd, probe, skip_unless_root, wait_gone};
 
 const MIB: u64 = 1024 * 1024;
 
@@ -168,10 +168,62 @@ fn cgroup_driver_is_the_expected_one() {
         return;
     }
     let driver =
-        hearth::sandbox::cgroup::open_driver(std::path::Path::new("/sys/fs/cgroup"), "hearth")
-            .unwrap();
+        hearth::sandbox::cgroup::open_driver(std::path::Path::new("/sys/fs/cgroup"), None).unwrap();
     println!("cgroup driver: {}", driver.mode_name());
     if let Ok(want) = std::env::var("HEARTH_EXPECT_CGROUP_DRIVER") {
         assert_eq!(driver.mode_name(), want);
     }
+}
+
+/// Needs: root, and a pure cgroup v2 host where this test runs in a delegated cgroup (the
+/// v2 leg's guest runs it in a `Delegate=yes`-style service cgroup). Hearth must then keep
+/// its sandboxes inside that cgroup, having moved the cgroup's processes (this test's
+/// included) into the `supervisor` leaf so that controllers can be enabled.
+#[test]
+fn sandboxes_stay_inside_a_delegated_cgroup() {
+    if skip_unless_root() {
+        return;
+    }
+    let Some(base) = delegated_base() else {
+        println!("skipped: not a cgroup v2 host, or this test's cgroup is not delegated");
+        return;
+    };
+    let child = hearth_run_cmd(&[], &["/bin/sleep", "3"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut seen = Vec::new();
+    for _ in 0..200 {
+        seen = cgroups_of(pid);
+        if !seen.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let sandboxes = std::path::Path::new("/sys/fs/cgroup")
+        .join(&base)
+        .join("sandboxes");
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert!(
+        seen[0].starts_with(&sandboxes),
+        "{seen:?} not under {sandboxes:?}"
+    );
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    assert!(
+        own.trim_end().ends_with(&format!("{base}/supervisor")),
+        "this test was not moved into the supervisor leaf: {own}"
+    );
+    let procs = std::fs::read_to_string(
+        std::path::Path::new("/sys/fs/cgroup")
+            .join(&base)
+            .join("cgroup.procs"),
+    )
+    .unwrap();
+    assert!(procs.trim().is_empty(), "processes left in {base}: {procs}");
+    println!("sandbox cgroup {:?} inside delegated {base}", seen[0]);
+    assert!(wait_gone(pid));
 }

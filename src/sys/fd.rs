@@ -66,3 +66,29 @@ pub fn borrow(fd: RawFd) -> std::os::fd::BorrowedFd<'static> {
     // the borrow is used only for single calls in between.
     unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
 }
+
+/// Reads the extended attribute `name` of the file at `path` into `buf`; returns its length,
+/// or `None` when the file has no such attribute (`ENODATA`) or its filesystem has no
+/// extended attributes (`EOPNOTSUPP`). A value longer than `buf` fails with `ERANGE`.
+pub fn get_xattr(
+    path: &std::ffi::CStr,
+    name: &std::ffi::CStr,
+    buf: &mut [u8],
+) -> Result<Option<usize>, Errno> {
+    // SAFETY: path and name are NUL-terminated; buf is writable for its length.
+    let n = unsafe {
+        libc::getxattr(
+            path.as_ptr(),
+            name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    if n >= 0 {
+        return Ok(Some(n as usize));
+    }
+    match Errno::last() {
+        Errno::ENODATA | Errno::EOPNOTSUPP => Ok(None),
+        e => Err(e),
+    }
+}

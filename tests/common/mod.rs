@@ -134,6 +134,10 @@ pub fn sandbox_cgroups() -> Vec<PathBuf> {
     let mut out = Vec::new();
     let root = Path::new("/sys/fs/cgroup");
     let mut parents = vec![root.join("hearth")];
+    // v2, run from a cgroup delegated to Hearth: `<own>/sandboxes` (see cgroup::v2).
+    if let Some(base) = delegated_base() {
+        parents.push(root.join(base).join("sandboxes"));
+    }
     if let Ok(rd) = std::fs::read_dir(root) {
         for e in rd.flatten() {
             parents.push(e.path().join("hearth"));
@@ -149,6 +153,20 @@ pub fn sandbox_cgroups() -> Vec<PathBuf> {
         }
     }
     out
+}
+
+/// On a v2 host: the cgroup (relative to the root) that is delegated to this process, or
+/// whose `supervisor` leaf this process is in: where Hearth's sandboxes go.
+pub fn delegated_base() -> Option<String> {
+    let root = Path::new("/sys/fs/cgroup");
+    let own = hearth::sandbox::cgroup::own_unified_cgroup(Path::new("/proc/self/cgroup")).ok()?;
+    let placement = hearth::sandbox::cgroup::v2::placement(&own, |rel| {
+        hearth::sandbox::cgroup::is_delegated(&root.join(rel))
+    });
+    if !root.join("cgroup.controllers").exists() {
+        return None;
+    }
+    placement.delegated
 }
 
 /// Sandbox cgroups owned by the `hearth` process `pid`.

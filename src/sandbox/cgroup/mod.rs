@@ -225,10 +225,47 @@ pub trait CgroupDriver: std::fmt::Debug + Send + Sync {
 
 /// Detects the cgroup mode of `root` (normally `/sys/fs/cgroup`) once and returns the
 /// matching driver for Hearth's parent cgroup `parent` (a relative path such as `"hearth"`).
-pub fn open_driver(root: &Path, parent: &str) -> Result<Box<dyn CgroupDriver>, CgroupError> {
-    Ok(match detect(root)? {
-        CgroupMode::Unified => Box::new(V2Driver::new(root, parent)?),
-        CgroupMode::Hybrid | CgroupMode::Legacy => Box::new(V1Driver::new(root, parent)?),
+/// Without `parent`, v1 uses `hearth` in every hierarchy and v2 decides from Hearth's own
+/// cgroup ([`v2::placement`]: `<own>/sandboxes` when it is delegated, else `hearth`).
+pub fn open_driver(
+    root: &Path,
+    parent: Option<&str>,
+) -> Result<Box<dyn CgroupDriver>, CgroupError> {
+    Ok(match (detect(root)?, parent) {
+        (CgroupMode::Unified, Some(parent)) => Box::new(V2Driver::new(root, parent)?),
+        (CgroupMode::Unified, None) => {
+            let own = own_unified_cgroup(Path::new("/proc/self/cgroup"))?;
+            let placement = v2::placement(&own, |rel| is_delegated(&root.join(rel)));
+            Box::new(V2Driver::placed(root, &placement)?)
+        }
+        (CgroupMode::Hybrid | CgroupMode::Legacy, parent) => {
+            Box::new(V1Driver::new(root, parent.unwrap_or(v2::ROOT_PARENT))?)
+        }
+    })
+}
+
+/// The path of this process's cgroup in the unified hierarchy: the `0::` line of
+/// `/proc/self/cgroup` (`/` when the line is missing, as on a legacy host).
+pub fn own_unified_cgroup(proc_cgroup: &Path) -> Result<String, CgroupError> {
+    let text = read_file(proc_cgroup)?;
+    Ok(text
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .unwrap_or("/")
+        .to_owned())
+}
+
+/// Whether the cgroup directory `dir` was delegated to the processes in it: systemd marks a
+/// `Delegate=yes` unit's cgroup with the extended attribute `trusted.delegate` (`user.delegate`
+/// for a user manager's units) set to `1`. Any error reads as "not delegated".
+pub fn is_delegated(dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(path) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    [c"trusted.delegate", c"user.delegate"].iter().any(|name| {
+        let mut buf = [0u8; 16];
+        matches!(crate::sys::fd::get_xattr(&path, name, &mut buf), Ok(Some(n)) if &buf[..n] == b"1")
     })
 }
 
@@ -497,6 +534,20 @@ fn poll_until(
     }
 }
 
+impl CgroupError {
+    /// Whether the error is a file or directory that does not exist (any more): another
+    /// Hearth process may have removed an empty parent at the wrong moment.
+    pub fn is_not_found(&self) -> bool {
+        match self {
+            CgroupError::Read { source, .. }
+            | CgroupError::Write { source, .. }
+            | CgroupError::Mkdir { source, .. }
+            | CgroupError::Open { source, .. } => source.kind() == io::ErrorKind::NotFound,
+            _ => false,
+        }
+    }
+}
+
 /// Errors of the cgroup layer. Each names the file or directory involved.
 #[derive(Debug, thiserror::Error)]
 pub enum CgroupError {
@@ -703,6 +754,27 @@ mod tests {
     }
 
     #[test]
+    fn own_unified_cgroup_reads_the_0_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("cgroup");
+        fs::write(&f, "12:pids:/user.slice\n0::/system.slice/hearth.service\n").unwrap();
+        assert_eq!(
+            own_unified_cgroup(&f).unwrap(),
+            "/system.slice/hearth.service"
+        );
+        fs::write(&f, "4:memory:/\n").unwrap();
+        assert_eq!(own_unified_cgroup(&f).unwrap(), "/");
+        // A plain directory has no delegation mark.
+        assert!(!is_delegated(dir.path()));
+        let gone = CgroupError::Mkdir {
+            path: f.clone(),
+            source: io::Error::from_raw_os_error(libc::ENOENT),
+        };
+        assert!(gone.is_not_found());
+        assert!(!CgroupError::AncestorMissing { path: f }.is_not_found());
+    }
+
+    #[test]
     fn error_messages_name_the_file() {
         let e = CgroupError::NotDelegated {
             path: PathBuf::from("/sys/fs/cgroup"),
@@ -728,7 +800,7 @@ mod tests {
         }
         let root = Path::new("/sys/fs/cgroup");
         let parent = testutil::unique_parent("life");
-        let driver: Box<dyn CgroupDriver> = open_driver(root, &parent).unwrap();
+        let driver: Box<dyn CgroupDriver> = open_driver(root, Some(&parent)).unwrap();
         let _parent_guard = testutil::ParentGuard(&*driver);
         match driver.ensure_parent() {
             Err(
@@ -794,7 +866,7 @@ mod tests {
             return;
         }
         let parent = testutil::unique_parent("oom");
-        let driver = open_driver(Path::new("/sys/fs/cgroup"), &parent).unwrap();
+        let driver = open_driver(Path::new("/sys/fs/cgroup"), Some(&parent)).unwrap();
         let _parent_guard = testutil::ParentGuard(&*driver);
         if let Err(e) = driver.ensure_parent() {
             println!("skipped: {e}");
@@ -836,7 +908,7 @@ mod tests {
             return;
         }
         let parent = testutil::unique_parent("fork");
-        let driver = open_driver(Path::new("/sys/fs/cgroup"), &parent).unwrap();
+        let driver = open_driver(Path::new("/sys/fs/cgroup"), Some(&parent)).unwrap();
         let _parent_guard = testutil::ParentGuard(&*driver);
         if let Err(e) = driver.ensure_parent() {
             println!("skipped: {e}");

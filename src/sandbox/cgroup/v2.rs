@@ -5,12 +5,23 @@
 //! (when the file exists: it is absent when swap accounting is off, and then there is no
 //! swap to charge either), `memory.oom.group` 1, `pids.max`, `cpu.max` "QUOTA PERIOD".
 //!
-//! Hearth's parent lives under a cgroup that must already delegate `memory pids cpu` in its
-//! `cgroup.subtree_control` (systemd does, for a unit with `Delegate=yes` or at the root when
-//! any unit uses the controllers). We create only the parent itself and enable the three
-//! controllers in *its* `cgroup.subtree_control`. The v2 "no internal processes" rule means
-//! the parent can hold no processes once controllers are enabled for its children: the
-//! daemon itself must live elsewhere, and every sandbox is a leaf.
+//! Where the sandboxes go ([`placement`], decided once at start-up unless the operator names
+//! a parent):
+//! - Hearth runs in a *delegated* cgroup (systemd `Delegate=yes` marks it with the
+//!   `trusted.delegate` extended attribute): the cgroup is Hearth's to organise, and the only
+//!   place it may create cgroups. The v2 "no internal processes" rule forbids enabling
+//!   controllers for children while the cgroup holds processes, so the first sandbox moves
+//!   every process of the cgroup into the leaf `<own>/supervisor`, enables `memory pids cpu`
+//!   in `<own>/cgroup.subtree_control`, and puts sandboxes under `<own>/sandboxes/` (what
+//!   systemd's delegation documentation asks of a delegated service). A later Hearth process
+//!   started from inside `<own>/supervisor` finds the same layout.
+//! - Hearth runs in the root cgroup, or in a cgroup nobody delegated to it (a login session,
+//!   say): sandboxes go under `<root>/hearth`, which as root it may create.
+//!
+//! Either way the cgroup above Hearth's parent must already offer `memory pids cpu` (systemd
+//! does, for a unit with `Delegate=yes` or at the root when any unit uses the controllers).
+//! We create only the parent itself and enable the three controllers in *its*
+//! `cgroup.subtree_control`; every sandbox is a leaf.
 //!
 //! Not done here: threaded cgroups, `io` limits (the ephemeral `/tmp` is limited by its own
 //! size), PSI, and waiting on `cgroup.events` with poll(2) instead of polling.
@@ -29,6 +40,51 @@ use super::{
 
 /// Controllers every sandbox needs, in the order they are enabled.
 const CONTROLLERS: [&str; 3] = ["memory", "pids", "cpu"];
+/// The leaf of a delegated cgroup that holds Hearth's own processes (and whatever else ran
+/// in the delegated cgroup).
+pub const SUPERVISOR_LEAF: &str = "supervisor";
+/// The child of a delegated cgroup under which sandboxes are created.
+pub const SANDBOXES_CHILD: &str = "sandboxes";
+/// Default parent (relative to the root) when Hearth has no delegated cgroup of its own.
+pub const ROOT_PARENT: &str = "hearth";
+/// How many times the processes of a delegated cgroup are moved out before enabling its
+/// controllers is given up (each round only fails if a process forked into it meanwhile).
+const MOVE_ROUNDS: usize = 50;
+
+/// Where the sandboxes of a v2 host go (see the module doc).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    /// The parent of the sandbox cgroups, relative to the cgroup2 root.
+    pub parent: String,
+    /// The delegated cgroup (relative to the root) whose processes move to its
+    /// `supervisor` leaf before its controllers are enabled; `None` when Hearth is not
+    /// delegated a cgroup.
+    pub delegated: Option<String>,
+}
+
+/// Decides where sandboxes go, given Hearth's own cgroup `own` (the `0::` line of
+/// `/proc/self/cgroup`, e.g. `/system.slice/hearth.service`) and a test of whether a cgroup
+/// (relative to the root, no leading `/`) is delegated.
+pub fn placement(own: &str, is_delegated: impl Fn(&str) -> bool) -> Placement {
+    let own = own.trim().trim_matches('/');
+    let at_root = || Placement {
+        parent: ROOT_PARENT.to_owned(),
+        delegated: None,
+    };
+    if own.is_empty() {
+        return at_root();
+    }
+    // Already moved into the leaf by an earlier Hearth process.
+    let base = match own.rsplit_once('/') {
+        Some((above, leaf)) if leaf == SUPERVISOR_LEAF && is_delegated(above) => above,
+        _ if is_delegated(own) => own,
+        _ => return at_root(),
+    };
+    Placement {
+        parent: format!("{base}/{SANDBOXES_CHILD}"),
+        delegated: Some(base.to_owned()),
+    }
+}
 
 /// Drives sandbox cgroups on a unified (cgroup v2) host.
 #[derive(Debug, Clone)]
@@ -37,6 +93,8 @@ pub struct V2Driver {
     root: PathBuf,
     /// Hearth's parent cgroup, `<root>/<parent>`.
     parent: PathBuf,
+    /// The delegated cgroup to organise before the parent can be used (see [`Placement`]).
+    delegated: Option<PathBuf>,
 }
 
 impl V2Driver {
@@ -47,6 +105,71 @@ impl V2Driver {
         Ok(Self {
             root: root.to_owned(),
             parent,
+            delegated: None,
+        })
+    }
+
+    /// A driver for the [`Placement`] decided at start-up.
+    pub fn placed(root: &Path, placement: &Placement) -> Result<Self, CgroupError> {
+        let mut driver = Self::new(root, &placement.parent)?;
+        if let Some(base) = &placement.delegated {
+            driver.delegated = Some(root.join(check_parent(base)?));
+        }
+        Ok(driver)
+    }
+
+    /// Hearth's parent cgroup (the directory holding the sandbox cgroups).
+    pub fn parent(&self) -> &Path {
+        &self.parent
+    }
+
+    /// Makes the delegated cgroup `base` able to hold sandbox cgroups: moves every process
+    /// in it into its `supervisor` leaf, then enables the controllers for its children.
+    /// Done once; a later call finds the controllers enabled and returns at once.
+    fn organise_delegated(base: &Path) -> Result<(), CgroupError> {
+        let subtree = base.join("cgroup.subtree_control");
+        let to_enable = missing_controllers(&read_words(&subtree)?);
+        if to_enable.is_empty() {
+            return Ok(());
+        }
+        let available_path = base.join("cgroup.controllers");
+        let available = read_words(&available_path)?;
+        let unavailable = missing_controllers(&available);
+        if !unavailable.is_empty() {
+            return Err(CgroupError::ControllersUnavailable {
+                path: base.to_owned(),
+                missing: unavailable.join(" "),
+                available: available.join(" "),
+            });
+        }
+        let leaf = base.join(SUPERVISOR_LEAF);
+        match make_dir(&leaf) {
+            Ok(()) | Err(CgroupError::AlreadyExists { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        let value = to_enable
+            .iter()
+            .map(|c| format!("+{c}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        for _ in 0..MOVE_ROUNDS {
+            for pid in read_procs(base)? {
+                match write_file(&leaf.join("cgroup.procs"), &pid.to_string()) {
+                    // It exited meanwhile.
+                    Err(CgroupError::Write { source, .. })
+                        if source.raw_os_error() == Some(libc::ESRCH) => {}
+                    other => other?,
+                }
+            }
+            match write_file(&subtree, &value) {
+                // A process forked into the cgroup after the listing: move it too.
+                Err(CgroupError::Write { source, .. })
+                    if source.raw_os_error() == Some(libc::EBUSY) => {}
+                other => return other,
+            }
+        }
+        Err(CgroupError::InternalProcesses {
+            path: base.to_owned(),
         })
     }
 
@@ -121,12 +244,23 @@ impl V2Driver {
     }
 }
 
+/// The controllers of [`CONTROLLERS`] that `have` lacks, in order.
+fn missing_controllers(have: &[String]) -> Vec<&'static str> {
+    CONTROLLERS
+        .into_iter()
+        .filter(|c| !have.iter().any(|h| h == c))
+        .collect()
+}
+
 impl CgroupDriver for V2Driver {
     fn mode_name(&self) -> &'static str {
         "v2"
     }
 
     fn ensure_parent(&self) -> Result<(), CgroupError> {
+        if let Some(base) = &self.delegated {
+            Self::organise_delegated(base)?;
+        }
         if !self.parent.is_dir() {
             let above = self
                 .parent
@@ -138,11 +272,7 @@ impl CgroupDriver for V2Driver {
                 });
             }
             // Check before creating anything: a parent we cannot use is not left behind.
-            let delegated = read_words(&above.join("cgroup.subtree_control"))?;
-            let missing: Vec<&str> = CONTROLLERS
-                .into_iter()
-                .filter(|c| !delegated.iter().any(|d| d == c))
-                .collect();
+            let missing = missing_controllers(&read_words(&above.join("cgroup.subtree_control"))?);
             if !missing.is_empty() {
                 return Err(CgroupError::NotDelegated {
                     path: above.to_owned(),
@@ -158,10 +288,7 @@ impl CgroupDriver for V2Driver {
 
         let available_path = self.parent.join("cgroup.controllers");
         let available = read_words(&available_path)?;
-        let missing: Vec<&str> = CONTROLLERS
-            .into_iter()
-            .filter(|c| !available.iter().any(|a| a == c))
-            .collect();
+        let missing = missing_controllers(&available);
         if !missing.is_empty() {
             return Err(CgroupError::ControllersUnavailable {
                 path: self.parent.clone(),
@@ -171,10 +298,8 @@ impl CgroupDriver for V2Driver {
         }
 
         let subtree = self.parent.join("cgroup.subtree_control");
-        let enabled = read_words(&subtree)?;
-        let to_enable: Vec<String> = CONTROLLERS
+        let to_enable: Vec<String> = missing_controllers(&read_words(&subtree)?)
             .into_iter()
-            .filter(|c| !enabled.iter().any(|e| e == c))
             .map(|c| format!("+{c}"))
             .collect();
         if to_enable.is_empty() {
@@ -746,5 +871,97 @@ mod tests {
         assert!(!unified.join(&parent).join("sb").exists());
         driver.remove_parent_if_empty().unwrap();
         assert!(!unified.join(&parent).exists());
+    }
+
+    #[test]
+    fn placement_uses_a_delegated_cgroup_and_its_supervisor_leaf() {
+        let delegated = |rel: &str| rel == "system.slice/hearth.service";
+        let want = Placement {
+            parent: "system.slice/hearth.service/sandboxes".into(),
+            delegated: Some("system.slice/hearth.service".into()),
+        };
+        assert_eq!(placement("/system.slice/hearth.service\n", delegated), want);
+        assert_eq!(
+            placement("/system.slice/hearth.service/supervisor", delegated),
+            want
+        );
+        let root = Placement {
+            parent: "hearth".into(),
+            delegated: None,
+        };
+        // The root cgroup, an undelegated session, a leaf named supervisor elsewhere.
+        assert_eq!(placement("/", delegated), root);
+        assert_eq!(placement("", delegated), root);
+        assert_eq!(
+            placement("/user.slice/user-0.slice/session-3.scope", delegated),
+            root
+        );
+        assert_eq!(placement("/other.service/supervisor", delegated), root);
+    }
+
+    /// A fake cgroup directory holding `procs`, offering cpu io memory pids to its children
+    /// but enabling none.
+    fn fake_cgroup(dir: &Path, procs: &str) {
+        fs::create_dir_all(dir).unwrap();
+        fs::write(dir.join("cgroup.controllers"), "cpu io memory pids\n").unwrap();
+        fs::write(dir.join("cgroup.subtree_control"), "").unwrap();
+        fs::write(dir.join("cgroup.procs"), procs).unwrap();
+    }
+
+    #[test]
+    fn a_delegated_cgroup_is_organised_before_the_first_sandbox() {
+        let (root, _) = fake_root();
+        let base = root.path().join("system.slice/hearth.service");
+        fake_cgroup(&base, "12\n");
+        // mkdir on a plain filesystem makes no control files: pre-create what the kernel would.
+        fake_cgroup(&base.join(SUPERVISOR_LEAF), "");
+        fake_cgroup(&base.join(SANDBOXES_CHILD), "");
+        let driver = V2Driver::placed(
+            root.path(),
+            &placement("/system.slice/hearth.service", |r| {
+                r == "system.slice/hearth.service"
+            }),
+        )
+        .unwrap();
+        assert_eq!(driver.parent(), base.join(SANDBOXES_CHILD));
+        driver.ensure_parent().unwrap();
+        // The process moved to the leaf, then the controllers were enabled for the children.
+        assert_eq!(read(&base.join("supervisor/cgroup.procs")), "12");
+        assert_eq!(
+            read(&base.join("cgroup.subtree_control")),
+            "+memory +pids +cpu"
+        );
+        assert_eq!(
+            read(&base.join("sandboxes/cgroup.subtree_control")),
+            "+memory +pids +cpu"
+        );
+        // Nothing above the delegated cgroup was written.
+        assert_eq!(
+            read(&root.path().join("cgroup.subtree_control")),
+            "cpu io memory pids\n"
+        );
+    }
+
+    #[test]
+    fn a_delegated_cgroup_without_the_controllers_is_refused() {
+        let (root, _) = fake_root();
+        let base = root.path().join("svc");
+        fake_cgroup(&base, "12\n");
+        fs::write(base.join("cgroup.controllers"), "cpu pids\n").unwrap();
+        let driver = V2Driver::placed(
+            root.path(),
+            &Placement {
+                parent: "svc/sandboxes".into(),
+                delegated: Some("svc".into()),
+            },
+        )
+        .unwrap();
+        let err = driver.ensure_parent().unwrap_err();
+        assert!(
+            matches!(&err, CgroupError::ControllersUnavailable { missing, .. } if missing == "memory"),
+            "{err}"
+        );
+        // Nothing moved, nothing created.
+        assert!(!base.join(SUPERVISOR_LEAF).exists());
     }
 }
