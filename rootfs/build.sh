@@ -262,7 +262,7 @@ find "${R}"/usr/lib/locale -mindepth 1 -maxdepth 1 ! -name 'C.*' -exec rm -rf {}
 # Hearth mounts over these (often from a read-only bind of this tree, where it
 # cannot create them), so they must exist and be empty. /dev loses the nodes
 # debootstrap made: Hearth mounts its own minimal /dev there.
-for d in proc sys dev tmp var/task opt; do
+for d in proc sys dev tmp var/task var/runtime opt; do
     if [[ -d ${R}/${d} ]]; then
         find "${R}/${d}" -mindepth 1 -delete
     else
@@ -271,7 +271,7 @@ for d in proc sys dev tmp var/task opt; do
     fi
 done
 chmod 0555 "${R}"/proc "${R}"/sys
-chmod 0755 "${R}"/dev "${R}"/var/task "${R}"/opt
+chmod 0755 "${R}"/dev "${R}"/var/task "${R}"/var/runtime "${R}"/opt
 chmod 1777 "${R}"/tmp
 
 # The Lambda sandbox user: same name and id as on Lambda. Home is /tmp, the

@@ -8,6 +8,8 @@
 //!
 //! Unsafe code and raw system calls live only in [`sys`].
 
+pub mod function;
+pub mod instance;
 pub mod sandbox;
 
 pub mod cli;

@@ -18,6 +18,7 @@
 pub mod caps;
 pub mod cgroup;
 pub mod init;
+pub mod listen;
 pub mod mounts;
 pub mod ns;
 pub mod plan;
@@ -28,7 +29,7 @@ pub mod seccomp;
 pub mod spawn;
 pub mod sync;
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -54,8 +55,10 @@ pub struct HostPaths {
     pub run_dir: PathBuf,
     /// The cgroup filesystem root (normally `/sys/fs/cgroup`).
     pub cgroup_root: PathBuf,
-    /// Name of Hearth's parent cgroup under the root, in every hierarchy.
-    pub cgroup_parent: String,
+    /// Hearth's parent cgroup under the root, in every hierarchy; `None` decides at
+    /// start-up (`hearth` on v1; on v2 `<own cgroup>/sandboxes` when Hearth's own cgroup is
+    /// delegated to it, else `hearth`; see `cgroup::v2::placement`).
+    pub cgroup_parent: Option<String>,
 }
 
 impl HostPaths {
@@ -75,7 +78,7 @@ impl HostPaths {
             p.cgroup_root = PathBuf::from(v);
         }
         if let Some(v) = var("HEARTH_CGROUP_PARENT") {
-            p.cgroup_parent = v.to_string_lossy().trim_matches('/').to_string();
+            p.cgroup_parent = Some(v.to_string_lossy().trim_matches('/').to_string());
         }
         p
     }
@@ -87,7 +90,7 @@ impl Default for HostPaths {
             state_dir: PathBuf::from("/var/lib/hearth"),
             run_dir: PathBuf::from("/run/hearth"),
             cgroup_root: PathBuf::from("/sys/fs/cgroup"),
-            cgroup_parent: "hearth".to_string(),
+            cgroup_parent: None,
         }
     }
 }
@@ -191,6 +194,19 @@ pub struct Sandbox {
     pub started: bool,
     /// Kept to name a failed mount step in the error message.
     plan_mounts: Vec<mounts::MountOp>,
+    /// The Runtime API listeners init created in the sandbox's network namespace (for a
+    /// spec with `runtime_api`), until the caller takes them.
+    runtime_api: Option<RuntimeApiListeners>,
+}
+
+/// The Runtime API listeners of one sandbox, bound inside its network namespace
+/// ([`listen`]), blocking mode as created.
+#[derive(Debug)]
+pub struct RuntimeApiListeners {
+    /// `127.0.0.1:9001` in the sandbox.
+    pub tcp: std::net::TcpListener,
+    /// The abstract socket `@hearth/runtime-api` in the sandbox.
+    pub unix: std::os::unix::net::UnixListener,
 }
 
 /// A set-up failure inside the sandbox, before the command ran.
@@ -222,7 +238,7 @@ impl SandboxHost {
     /// Detects the cgroup mode, compiles the seccomp policy, opens the scratch store and
     /// makes the staging directory.
     pub fn open(paths: &HostPaths) -> Result<SandboxHost, SandboxError> {
-        let cgroups = cgroup::open_driver(&paths.cgroup_root, &paths.cgroup_parent)?;
+        let cgroups = cgroup::open_driver(&paths.cgroup_root, paths.cgroup_parent.as_deref())?;
         let seccomp = SeccompPolicy::compile()?;
         let scratch = ScratchStore::open(&paths.state_dir.join("scratch"))?;
         let staging = paths.run_dir.join("root");
@@ -298,7 +314,7 @@ impl SandboxHost {
         t.clone_done = spawned.clone_done_ns;
         t.released = spawned.released_ns;
         let plan_mounts = plan.mounts;
-        Ok(Sandbox {
+        let mut sb = Sandbox {
             name: name.to_string(),
             pid: spawned.pid,
             pidfd: spawned.pidfd,
@@ -311,26 +327,36 @@ impl SandboxHost {
             failure: None,
             started: false,
             plan_mounts,
-        })
+            runtime_api: None,
+        };
+        if spec.runtime_api {
+            // Init sends the listeners as its first message, right after `lo` is up; a
+            // set-up failure before that arrives instead and is left for `wait`.
+            if let Ok(Some((msg, fds))) = sync::recv_message_fds(sb.channel.as_fd()) {
+                sb.handle(msg, fds);
+            }
+        }
+        Ok(sb)
     }
 
     /// Creates the sandbox's cgroup under Hearth's parent. Another `hearth run` that just
-    /// finished may remove the (then empty) parent between our `ensure_parent` and our
-    /// `mkdir`; that shows as `ENOENT` and is retried a few times.
+    /// finished may remove the (then empty) parent at any moment between our first look at
+    /// it and our `mkdir`; that shows as `ENOENT` somewhere in the sequence, and the whole
+    /// sequence is retried.
     fn create_cgroup(
         &self,
         name: &str,
         limits: &Limits,
     ) -> Result<SandboxCgroup, cgroup::CgroupError> {
-        let mut attempt = 0;
+        const ATTEMPTS: usize = 20;
+        let mut attempt = 1;
         loop {
-            self.cgroups.ensure_parent()?;
-            match self.cgroups.create(name, limits) {
-                Err(cgroup::CgroupError::Mkdir { source, .. })
-                    if source.kind() == std::io::ErrorKind::NotFound && attempt < 5 =>
-                {
-                    attempt += 1;
-                }
+            let result = self
+                .cgroups
+                .ensure_parent()
+                .and_then(|()| self.cgroups.create(name, limits));
+            match result {
+                Err(e) if e.is_not_found() && attempt < ATTEMPTS => attempt += 1,
                 other => return other,
             }
         }
@@ -426,8 +452,16 @@ impl Sandbox {
         }
     }
 
-    fn handle(&mut self, msg: Message) {
+    fn handle(&mut self, msg: Message, fds: Vec<OwnedFd>) {
         match msg {
+            Message::Listeners => {
+                if let Ok([tcp, unix]) = <[OwnedFd; 2]>::try_from(fds) {
+                    self.runtime_api = Some(RuntimeApiListeners {
+                        tcp: tcp.into(),
+                        unix: unix.into(),
+                    });
+                }
+            }
             Message::Started { stamps } => {
                 self.started = true;
                 self.timeline.child = stamps;
@@ -467,8 +501,8 @@ impl Sandbox {
                 Ok(n) if n > 0 => {}
                 _ => return,
             }
-            match sync::recv_message(self.channel.as_fd()) {
-                Ok(Some(m)) => self.handle(m),
+            match sync::recv_message_fds(self.channel.as_fd()) {
+                Ok(Some((m, fds))) => self.handle(m, fds),
                 _ => return,
             }
         }
@@ -545,6 +579,36 @@ impl Sandbox {
                 });
             }
         }
+    }
+
+    /// The Runtime API listeners, once (for a spec with `runtime_api`; `None` if set-up
+    /// failed before init created them).
+    pub fn take_runtime_api(&mut self) -> Option<RuntimeApiListeners> {
+        self.runtime_api.take()
+    }
+
+    /// The pidfd of the sandbox's init: readable once init has exited (for event loops).
+    pub fn pidfd(&self) -> BorrowedFd<'_> {
+        self.pidfd.as_fd()
+    }
+
+    /// The parent's end of the init channel: readable when init reports (for event loops;
+    /// then call [`Sandbox::poll_reports`]).
+    pub fn channel(&self) -> BorrowedFd<'_> {
+        self.channel.as_fd()
+    }
+
+    /// Reads every pending report of init without blocking (`Started`, `Exited`, set-up
+    /// failures); reaps init if it has exited. Returns whether init is gone.
+    pub fn poll_reports(&mut self) -> bool {
+        self.drain_channel();
+        let mut fds = [PollFd::new(self.pidfd.as_fd(), PollFlags::POLLIN)];
+        if matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0) {
+            self.drain_channel();
+            self.reap();
+            return true;
+        }
+        self.reaped
     }
 
     /// Marks the exec failure with the command's name (init only knows the errno).

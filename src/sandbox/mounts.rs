@@ -102,6 +102,8 @@ pub struct MountSpec<'a> {
     pub staging: &'a Path,
     pub root: &'a RootSource,
     pub code: Option<&'a Path>,
+    /// Hearth's managed-runtime files, read-only at `/var/runtime`.
+    pub runtime: Option<&'a Path>,
     pub scratch: Option<&'a ScratchVolume>,
     pub hostname: &'a str,
     /// uid/gid the function runs as, for the minimal `/etc/passwd`.
@@ -294,6 +296,26 @@ pub fn plan(spec: &MountSpec<'_>) -> Result<Vec<MountOp>, MountsError> {
         b.ro_bind(code, "/var/task")?;
     }
 
+    // /var/runtime: the managed runtime's bootstrap (python, nodejs), read-only.
+    if let Some(runtime) = spec.runtime {
+        if !runtime.is_dir() {
+            return Err(MountsError::Code {
+                path: runtime.to_path_buf(),
+                reason: "runtime files: not a directory".into(),
+            });
+        }
+        if let RootSource::Dir(dir) = spec.root {
+            if !dir.join("var/runtime").is_dir() {
+                return Err(MountsError::Rootfs {
+                    path: dir.clone(),
+                    reason: "lacks the mount point /var/runtime (rebuild it with rootfs/build.sh)"
+                        .into(),
+                });
+            }
+        }
+        b.ro_bind(runtime, "/var/runtime")?;
+    }
+
     // /tmp: the disk-backed scratch volume; its size is enforced by the filesystem's own
     // size, not by the memory cgroup.
     if let Some(vol) = spec.scratch {
@@ -362,6 +384,7 @@ fn plan_host_root(b: &mut Builder, spec: &MountSpec<'_>) -> Result<(), MountsErr
         "/tmp",
         "/var",
         "/var/task",
+        "/var/runtime",
         "/opt",
         "/etc",
     ] {
@@ -622,6 +645,7 @@ mod tests {
             staging,
             root,
             code: None,
+            runtime: None,
             scratch: None,
             hostname: "hearth",
             uid: 993,

@@ -7,12 +7,14 @@
 //! so a bad request is refused before anything is created.
 
 use std::ffi::{CString, OsStr, OsString};
+use std::os::fd::{OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use libc::c_char;
 
 use super::caps::{self, CapsPlan};
+use super::listen::{self, ListenPlan};
 use super::mounts::{self, MountOp, MountSpec, RootSource};
 use super::ns::{self, NsPlan};
 use super::rlimits::{self, Rlimit};
@@ -45,10 +47,18 @@ pub struct SandboxSpec {
     pub pids: u64,
     /// Mounted read-only at `/var/task`, the working directory.
     pub code: Option<PathBuf>,
+    /// Mounted read-only at `/var/runtime` (Hearth's managed runtimes).
+    pub runtime_dir: Option<PathBuf>,
     pub root: RootSource,
     pub hostname: String,
     pub uid: u32,
     pub gid: u32,
+    /// Serve the Runtime API inside: init creates `127.0.0.1:9001` and the abstract Unix
+    /// socket in the sandbox's network namespace and hands them over (see `listen`).
+    pub runtime_api: bool,
+    /// The command's stdin, stdout and stderr; `None` inherits `hearth`'s. Borrowed: the
+    /// caller keeps them open until `SandboxHost::create` returns (they are duplicated).
+    pub stdio: Option<[RawFd; 3]>,
 }
 
 impl SandboxSpec {
@@ -61,10 +71,13 @@ impl SandboxSpec {
             tmp_mb: 512,
             pids: DEFAULT_PIDS,
             code: None,
+            runtime_dir: None,
             root: RootSource::HostBinds,
             hostname: "hearth".to_string(),
             uid: SANDBOX_UID,
             gid: SANDBOX_GID,
+            runtime_api: false,
+            stdio: None,
         }
     }
 }
@@ -90,6 +103,10 @@ pub enum PlanError {
     Caps(#[from] caps::CapsError),
     #[error(transparent)]
     Ns(#[from] ns::NsError),
+    #[error("preparing the runtime API listeners: {0}")]
+    Listen(nix::errno::Errno),
+    #[error("duplicating the sandbox's stdio descriptor {fd}: {errno}")]
+    Stdio { fd: RawFd, errno: nix::errno::Errno },
 }
 
 /// Checks a spec's numbers and strings (no filesystem access).
@@ -215,6 +232,11 @@ pub struct SpawnPlan {
     pub caps: CapsPlan,
     pub rlimits: Vec<Rlimit>,
     pub exec: ExecPlan,
+    /// The Runtime API listeners init creates, if the sandbox serves the API.
+    pub listen: Option<ListenPlan>,
+    /// The command's stdin, stdout, stderr: duplicates (at 3 or above, close-on-exec) that
+    /// init moves to 0, 1, 2; `None` keeps `hearth`'s.
+    pub stdio: Option<[OwnedFd; 3]>,
 }
 
 /// Builds the plan. `staging` is the empty host directory the root is assembled on;
@@ -231,6 +253,7 @@ pub fn build(
         staging,
         root: &spec.root,
         code: spec.code.as_deref(),
+        runtime: spec.runtime_dir.as_deref(),
         scratch,
         hostname: &spec.hostname,
         uid: spec.uid,
@@ -245,7 +268,28 @@ pub fn build(
         caps,
         rlimits: rlimits::plan(),
         exec: exec_plan(spec, cwd)?,
+        listen: if spec.runtime_api {
+            Some(listen::plan().map_err(PlanError::Listen)?)
+        } else {
+            None
+        },
+        stdio: match spec.stdio {
+            None => None,
+            Some(fds) => Some(dup_stdio(fds)?),
+        },
     })
+}
+
+/// Duplicates the caller's stdio descriptors to numbers ≥ 3, close-on-exec, so that init
+/// can `dup2` them onto 0, 1, 2 without clobbering one with another.
+fn dup_stdio(fds: [RawFd; 3]) -> Result<[OwnedFd; 3], PlanError> {
+    use nix::fcntl::{fcntl, FcntlArg};
+    let dup = |fd: RawFd| {
+        fcntl(fd, FcntlArg::F_DUPFD_CLOEXEC(3))
+            .map(crate::sys::fd::own)
+            .map_err(|errno| PlanError::Stdio { fd, errno })
+    };
+    Ok([dup(fds[0])?, dup(fds[1])?, dup(fds[2])?])
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 
 use super::caps::{self, CapsStep};
 use super::init;
+use super::listen::{self, ListenStep};
 use super::mounts;
 use super::ns::{self, NsStep};
 use super::plan::SpawnPlan;
@@ -35,6 +36,10 @@ use crate::sys::{fd, process};
 #[repr(u32)]
 pub enum Step {
     JoinCgroup = 12,
+    Stdio = 13,
+    RuntimeApiTcp = 14,
+    RuntimeApiUnix = 15,
+    RuntimeApiSend = 16,
     CloseFds = 1,
     ParentDeathSignal = 2,
     WaitRelease = 3,
@@ -70,8 +75,12 @@ pub const MAX_JOIN_FDS: usize = 8;
 pub const MOUNT_BASE: u32 = 1000;
 
 impl Step {
-    const ALL: [Step; 27] = [
+    const ALL: [Step; 31] = [
         Step::JoinCgroup,
+        Step::Stdio,
+        Step::RuntimeApiTcp,
+        Step::RuntimeApiUnix,
+        Step::RuntimeApiSend,
         Step::CloseFds,
         Step::ParentDeathSignal,
         Step::WaitRelease,
@@ -109,6 +118,10 @@ impl Step {
     pub fn describe(self) -> &'static str {
         match self {
             Step::JoinCgroup => "joining the sandbox's cgroups",
+            Step::Stdio => "installing the command's stdin, stdout and stderr",
+            Step::RuntimeApiTcp => "listening on 127.0.0.1:9001 for the runtime API",
+            Step::RuntimeApiUnix => "listening on the runtime API's unix socket",
+            Step::RuntimeApiSend => "handing the runtime API listeners to hearth",
             Step::CloseFds => "closing inherited descriptors",
             Step::ParentDeathSignal => "setting the parent-death signal",
             Step::WaitRelease => "waiting for the parent",
@@ -261,12 +274,14 @@ fn fail(chan: RawFd, step: u32, errno: Errno) -> ! {
 ///
 /// 0. (v1) join the sandbox's cgroups by writing `0` to each `tasks` fd — before any
 ///    other step, so all of init's work and everything it forks is inside the limits;
-/// 1. close every inherited descriptor but stdio and the channel;
+/// 1. the command's stdio, if given, onto 0, 1, 2; then close every other inherited
+///    descriptor but the channel;
 /// 2. parent-death signal SIGKILL (a `hearth` killed mid-run takes the sandbox with it);
 /// 3. new session (tty signals go to `hearth`, which forwards them);
 /// 4. block the signals init waits for (SIGCHLD) and forwards (TERM, INT, HUP, QUIT,
 ///    USR1, USR2) — before the fork, so none is lost;
-/// 5. namespaces: hostname, `lo` up;
+/// 5. namespaces: hostname, `lo` up; then, if the sandbox serves the Runtime API, its
+///    listeners in the new network namespace, handed to the parent ([`super::listen`]);
 /// 6. the mount plan: private propagation, the new root, /var/task, /tmp, /dev, /proc,
 ///    /sys, pivot_root, old root detached, root read-only;
 /// 7. non-dumpable (the function, another uid, cannot ptrace or read init's memory);
@@ -292,6 +307,13 @@ fn child_side(
     }
     // 1.
     let _ = parent_end;
+    if let Some(stdio) = &plan.stdio {
+        for (target, source) in stdio.iter().enumerate() {
+            if let Err(e) = nix::unistd::dup2(source.as_raw_fd(), target as RawFd) {
+                fail(chan, Step::Stdio as u32, e);
+            }
+        }
+    }
     let keep = chan as u32;
     if process::close_range(3, keep.saturating_sub(1)).is_err()
         || process::close_range(keep + 1, u32::MAX).is_err()
@@ -317,6 +339,19 @@ fn child_side(
             NsStep::Loopback => Step::Loopback,
         };
         fail(chan, step as u32, e);
+    }
+    if let Some(listen_plan) = &plan.listen {
+        let fds = match listen::apply(listen_plan) {
+            Ok(fds) => fds,
+            Err((ListenStep::Tcp, e)) => fail(chan, Step::RuntimeApiTcp as u32, e),
+            Err((ListenStep::Unix, e)) => fail(chan, Step::RuntimeApiUnix as u32, e),
+        };
+        let raw = [fds[0].as_raw_fd(), fds[1].as_raw_fd()];
+        if let Err(e) = crate::sys::socket::send_with_fds(chan, &Message::Listeners.encode(), &raw)
+        {
+            fail(chan, Step::RuntimeApiSend as u32, e);
+        }
+        drop(fds);
     }
     stamps[stamp::NAMESPACES] = process::monotonic_ns();
     // 6.

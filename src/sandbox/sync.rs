@@ -5,7 +5,8 @@
 //! until then the child waits, so no step of the sandbox runs outside its limits. End of
 //! file on the child's side means the parent died: the child exits.
 //!
-//! Init → parent: [`Message::Started`] (the command's `execve` succeeded; carries the
+//! Init → parent: [`Message::Listeners`] first when the sandbox serves the Runtime API (the
+//! TCP and Unix listeners attached with `SCM_RIGHTS`), then [`Message::Started`] (the command's `execve` succeeded; carries the
 //! child-side step timestamps), then [`Message::Exited`] with the command's wait status;
 //! or [`Message::SetupFailed`] naming the failed step and errno, or [`Message::ExecFailed`].
 
@@ -51,6 +52,8 @@ pub enum Message {
     ExecFailed { errno: i32 },
     /// Child → parent: the command ended with this raw wait status.
     Exited { status: i32 },
+    /// Child → parent: the Runtime API listeners (TCP, then Unix) are attached.
+    Listeners,
 }
 
 const RELEASE: u32 = 1;
@@ -58,6 +61,7 @@ const STARTED: u32 = 2;
 const SETUP_FAILED: u32 = 3;
 const EXEC_FAILED: u32 = 4;
 const EXITED: u32 = 5;
+const LISTENERS: u32 = 6;
 
 impl Message {
     /// Encodes into a fixed buffer (no allocation).
@@ -74,6 +78,7 @@ impl Message {
             Message::SetupFailed { step, errno } => (SETUP_FAILED, step, errno),
             Message::ExecFailed { errno } => (EXEC_FAILED, 0, errno),
             Message::Exited { status } => (EXITED, 0, status),
+            Message::Listeners => (LISTENERS, 0, 0),
         };
         buf[0..4].copy_from_slice(&kind.to_ne_bytes());
         buf[4..8].copy_from_slice(&a.to_ne_bytes());
@@ -103,6 +108,7 @@ impl Message {
             SETUP_FAILED => Some(Message::SetupFailed { step: a, errno: b }),
             EXEC_FAILED => Some(Message::ExecFailed { errno: b }),
             EXITED => Some(Message::Exited { status: b }),
+            LISTENERS => Some(Message::Listeners),
             _ => None,
         }
     }
@@ -130,6 +136,42 @@ pub fn recv_message(fd: BorrowedFd<'_>) -> Result<Option<Message>, Errno> {
             Err(Errno::EINTR) => continue,
             Err(e) => return Err(e),
         }
+    }
+}
+
+/// Receives one message and the descriptors attached to it (parent side; allocates);
+/// `Ok(None)` on end of file. Descriptors arrive close-on-exec.
+pub fn recv_message_fds(
+    fd: BorrowedFd<'_>,
+) -> Result<Option<(Message, Vec<std::os::fd::OwnedFd>)>, Errno> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned};
+    let mut buf = [0u8; MESSAGE_LEN];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; crate::sys::socket::MAX_FDS]);
+    loop {
+        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+        let msg = match recvmsg::<()>(
+            fd.as_raw_fd_compat(),
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        ) {
+            Ok(m) => m,
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e),
+        };
+        let mut fds = Vec::new();
+        for c in msg.cmsgs()? {
+            if let ControlMessageOwned::ScmRights(raw) = c {
+                fds.extend(raw.into_iter().map(crate::sys::fd::own));
+            }
+        }
+        let n = msg.bytes;
+        if n == 0 {
+            return Ok(None);
+        }
+        return Message::decode(&buf[..n])
+            .map(|m| Some((m, fds)))
+            .ok_or(Errno::EBADMSG);
     }
 }
 
@@ -164,6 +206,7 @@ mod tests {
                 errno: libc::ENOENT,
             },
             Message::Exited { status: 0x0900 },
+            Message::Listeners,
         ];
         for m in all {
             assert_eq!(Message::decode(&m.encode()), Some(m));
@@ -193,5 +236,40 @@ mod tests {
         );
         drop(a);
         assert_eq!(recv_message(b.as_fd()).unwrap(), None);
+    }
+
+    #[test]
+    fn descriptors_travel_with_a_message() {
+        use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+        use std::io::{Read, Write};
+        use std::os::fd::AsRawFd;
+        let (a, b) = socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .unwrap();
+        let (r, w) = nix::unistd::pipe().unwrap();
+        crate::sys::socket::send_with_fds(
+            a.as_raw_fd(),
+            &Message::Listeners.encode(),
+            &[w.as_raw_fd()],
+        )
+        .unwrap();
+        drop(w);
+        let (m, fds) = recv_message_fds(b.as_fd()).unwrap().unwrap();
+        assert_eq!(m, Message::Listeners);
+        assert_eq!(fds.len(), 1);
+        // The received descriptor is the pipe's write end.
+        std::fs::File::from(fds.into_iter().next().unwrap())
+            .write_all(b"hi")
+            .unwrap();
+        let mut got = String::new();
+        std::fs::File::from(r).read_to_string(&mut got).unwrap();
+        assert_eq!(got, "hi");
+        send_message(a.as_fd(), &Message::Release).unwrap();
+        let (m, fds) = recv_message_fds(b.as_fd()).unwrap().unwrap();
+        assert_eq!((m, fds.len()), (Message::Release, 0));
     }
 }

@@ -9,3 +9,4 @@ pub mod fd;
 pub mod loopdev;
 pub mod process;
 pub mod seccomp;
+pub mod socket;

@@ -55,6 +55,8 @@ usage: hearth-probe SUBCOMMAND [ARGS...]
   hostname                  uname nodename
   net                       interfaces and whether each is up
   connect HOST:PORT         TCP connect, 2 s timeout (HOST: IP literal or localhost)
+  http ADDR PATH            GET PATH over TCP (ADDR HOST:PORT) or an abstract Unix socket
+                            (ADDR @NAME); prints the status line and the body
   write PATH                create and write one byte (or open an existing file for writing)
   mkdir PATH                create a directory (removed again)
   read PATH                 open and read up to 4 KiB
@@ -312,6 +314,7 @@ enum Command {
     Hostname,
     Net,
     Connect(SocketAddr),
+    Http { addr: String, path: String },
     Write(PathBuf),
     Mkdir(PathBuf),
     Read(PathBuf),
@@ -348,6 +351,13 @@ fn parse(args: &[OsString]) -> Result<Command, UsageError> {
         "hostname" => no_args(name, rest, Command::Hostname)?,
         "net" => no_args(name, rest, Command::Net)?,
         "connect" => Command::Connect(parse_host_port(utf8(one_arg(name, rest)?, "HOST:PORT")?)?),
+        "http" => match rest {
+            [addr, path] => Command::Http {
+                addr: utf8(addr, "ADDR")?.to_owned(),
+                path: utf8(path, "PATH")?.to_owned(),
+            },
+            _ => return Err(usage("http takes ADDR PATH")),
+        },
         "write" => Command::Write(PathBuf::from(one_arg(name, rest)?)),
         "mkdir" => Command::Mkdir(PathBuf::from(one_arg(name, rest)?)),
         "read" => Command::Read(PathBuf::from(one_arg(name, rest)?)),
@@ -486,6 +496,47 @@ fn parse_syscall_names(rest: &[OsString]) -> Result<Vec<&'static str>, UsageErro
 // Subcommands
 // ---------------------------------------------------------------------------------------------
 
+/// One HTTP/1.1 GET with `Connection: close`; prints `http=<status line>` and
+/// `body=<body>` (or `http=<errno>` when the connection fails).
+fn http_get(out: &mut dyn Write, addr: &str, path: &str) -> Result<(), ProbeError> {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: probe\r\nConnection: close\r\n\r\n");
+    let exchange = |stream: &mut dyn ReadWrite| -> io::Result<Vec<u8>> {
+        stream.write_all(request.as_bytes())?;
+        let mut reply = Vec::new();
+        stream.read_to_end(&mut reply)?;
+        Ok(reply)
+    };
+    let reply = match addr.strip_prefix('@') {
+        Some(name) => {
+            use std::os::linux::net::SocketAddrExt;
+            std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())
+                .and_then(|a| std::os::unix::net::UnixStream::connect_addr(&a))
+                .and_then(|mut s| exchange(&mut s))
+        }
+        None => addr
+            .parse::<SocketAddr>()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
+            .and_then(|a| TcpStream::connect_timeout(&a, CONNECT_TIMEOUT))
+            .and_then(|mut s| {
+                s.set_read_timeout(Some(CONNECT_TIMEOUT))?;
+                exchange(&mut s)
+            }),
+    };
+    match reply {
+        Err(err) => kv(out, "http", Errno::from_io(&err)),
+        Ok(reply) => {
+            let text = String::from_utf8_lossy(&reply);
+            let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+            kv(out, "http", head.lines().next().unwrap_or(""))?;
+            kv(out, "body", body)
+        }
+    }
+}
+
+/// A stream both readable and writable (TCP or Unix).
+trait ReadWrite: io::Read + Write {}
+impl<T: io::Read + Write> ReadWrite for T {}
+
 fn kv(out: &mut dyn Write, key: &str, value: impl fmt::Display) -> Result<(), ProbeError> {
     writeln!(out, "{key}={value}").map_err(stdout_error)
 }
@@ -515,6 +566,7 @@ fn run(command: Command, out: &mut dyn Write) -> Result<ExitCode, ProbeError> {
             let result = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT);
             kv(out, "connect", io_outcome(&result))?;
         }
+        Command::Http { addr, path } => http_get(out, &addr, &path)?,
         Command::Write(path) => write_probe(out, &path)?,
         Command::Mkdir(path) => {
             let result = fs::create_dir(&path);
@@ -827,7 +879,7 @@ fn fill(out: &mut dyn Write, dir: &Path, chunk_kb: usize) -> Result<(), ProbeErr
 
 fn memhog(out: &mut dyn Write, mb: usize) -> Result<(), ProbeError> {
     let mut progress = |done: usize| {
-        if done % (MEMHOG_PROGRESS_MB * MIB) == 0 {
+        if done.is_multiple_of(MEMHOG_PROGRESS_MB * MIB) {
             // Best effort: a closed stderr must not stop the allocation.
             let _ = writeln!(io::stderr(), "progress_mb={}", done / MIB);
         }
