@@ -31,6 +31,8 @@ pub struct Cli {
 pub enum Command {
     /// Run one command in a fresh, isolated and limited sandbox; exit with its status.
     Run(RunArgs),
+    /// Invoke a function once: with --local, in a fresh sandbox of this process.
+    Invoke(crate::invoke_cli::InvokeArgs),
     /// Remove leftovers of crashed runs, then Hearth's idle infrastructure (scratch
     /// templates, staging directory, cgroup parent) if no sandbox is running.
     Gc,
@@ -73,7 +75,13 @@ pub struct RunArgs {
     pub command: Vec<OsString>,
 }
 
-fn parse_ranged(s: &str, what: &str, lo: u64, hi: u64, unit: &str) -> Result<u64, String> {
+pub(crate) fn parse_ranged(
+    s: &str,
+    what: &str,
+    lo: u64,
+    hi: u64,
+    unit: &str,
+) -> Result<u64, String> {
     let n: u64 = s
         .parse()
         .map_err(|_| format!("{what} must be a whole number of {unit}, got {s:?}"))?;
@@ -85,11 +93,11 @@ fn parse_ranged(s: &str, what: &str, lo: u64, hi: u64, unit: &str) -> Result<u64
     Ok(n)
 }
 
-fn parse_memory(s: &str) -> Result<u64, String> {
+pub(crate) fn parse_memory(s: &str) -> Result<u64, String> {
     parse_ranged(s, "memory", 128, 10_240, "MB")
 }
 
-fn parse_tmp(s: &str) -> Result<u64, String> {
+pub(crate) fn parse_tmp(s: &str) -> Result<u64, String> {
     parse_ranged(s, "tmp size", 512, 10_240, "MB")
 }
 
@@ -163,6 +171,7 @@ fn shorten_invalid_value(line: &str) -> Option<String> {
 pub fn main(cli: Cli) -> u8 {
     match cli.command {
         Command::Run(args) => run(args),
+        Command::Invoke(args) => crate::invoke_cli::invoke(args),
         Command::Gc => gc(),
     }
 }

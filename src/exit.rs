@@ -5,6 +5,7 @@
 //! | code | meaning |
 //! |---|---|
 //! | 0–122 | the command's own exit status (as are 128+N for signal N) |
+//! | 1 | `hearth invoke`: the function returned an error (its errorType is on stderr) |
 //! | 2 | bad usage: invalid option or value (also possible as a command status) |
 //! | 123 | the command was killed for exceeding its memory limit (OOM) |
 //! | 124 | the command ran past `--timeout` and was killed |
@@ -16,6 +17,7 @@
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub enum ExitCode {
+    FunctionError = 1,
     Usage = 2,
     OutOfMemory = 123,
     TimedOut = 124,

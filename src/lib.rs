@@ -10,9 +10,11 @@
 
 pub mod function;
 pub mod instance;
+pub mod runtime_api;
 pub mod sandbox;
 
 pub mod cli;
 pub mod exit;
+pub mod invoke_cli;
 #[allow(unsafe_code)]
 pub mod sys;

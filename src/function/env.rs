@@ -286,9 +286,40 @@ pub fn log_stream_name(version: &str, now: SystemTime) -> String {
     format!("{y:04}/{m:02}/{d:02}/[{version}]{}", random_hex32())
 }
 
+/// `2024-01-28T12:34:56.789Z`: the UTC timestamp of Lambda's platform log lines.
+pub fn iso8601_utc(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs();
+    let (y, m, day) = civil_from_days((secs / 86_400) as i64);
+    let rem = secs % 86_400;
+    format!(
+        "{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60,
+        d.subsec_millis()
+    )
+}
+
+/// A random (version 4) UUID in its canonical form, for request ids.
+pub fn uuid_v4() -> String {
+    let mut hex: Vec<u8> = random_hex32().into_bytes();
+    hex[12] = b'4';
+    hex[16] = b"89ab"[usize::from(hex[16] % 4)];
+    let h = String::from_utf8(hex).unwrap_or_default();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
 /// Converts days since 1970-01-01 to a proleptic Gregorian (year, month, day), using
 /// Howard Hinnant's `civil_from_days` (eras of 400 years, March-based years).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097); // day of era, 0..=146096
@@ -303,7 +334,7 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 
 /// 16 random bytes as 32 hex digits, from `/dev/urandom`. The name only needs to be unique, so
 /// if the device is unavailable a hash of time, pid and a counter stands in.
-fn random_hex32() -> String {
+pub fn random_hex32() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let mut bytes = [0u8; 16];
     let read = File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
@@ -538,6 +569,22 @@ mod tests {
             validate_user_env(&map(&[("K1", &quotes)])),
             Err(EnvError::TooLarge { .. })
         ));
+    }
+
+    #[test]
+    fn timestamps_and_request_ids() {
+        let t = UNIX_EPOCH + std::time::Duration::from_millis(1_706_445_296_789);
+        assert_eq!(iso8601_utc(t), "2024-01-28T12:34:56.789Z");
+        let id = uuid_v4();
+        assert_eq!(id.len(), 36);
+        let parts: Vec<&str> = id.split('-').collect();
+        assert_eq!(
+            parts.iter().map(|p| p.len()).collect::<Vec<_>>(),
+            [8, 4, 4, 4, 12]
+        );
+        assert!(parts[2].starts_with('4'));
+        assert!(matches!(parts[3].as_bytes()[0], b'8' | b'9' | b'a' | b'b'));
+        assert_ne!(id, uuid_v4());
     }
 
     #[test]

@@ -17,4 +17,5 @@
 
 pub mod code;
 pub mod env;
+pub mod managed;
 pub mod runtime;

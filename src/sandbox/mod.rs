@@ -392,6 +392,12 @@ impl SandboxHost {
         }
     }
 
+    /// The cgroup figures of a live (or exited, not yet destroyed) sandbox: peak memory,
+    /// OOM kills. `None` if they cannot be read.
+    pub fn cgroups_stats(&self, sb: &Sandbox) -> Option<CgroupStats> {
+        self.cgroups.stats(sb.cgroup.as_ref()?).ok()
+    }
+
     /// Removes leftovers of earlier owners that are no longer alive: their cgroups and
     /// scratch images. Only names Hearth makes (`<kind>-<pid>-<starttime>`) are touched,
     /// and only those whose owner is gone. Returns the names removed.

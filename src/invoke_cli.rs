@@ -1,0 +1,228 @@
+//! `hearth invoke --local`: one invocation of a function in a fresh sandbox, without a
+//! daemon — the response body on stdout, the invocation's log lines (the function's output
+//! between `START` and `REPORT`) on stderr, exit 0 on success and
+//! [`ExitCode::FunctionError`] with the `errorType` on a function error.
+//!
+//! Code comes from a directory (mounted as is) or a zip (unpacked once into the code
+//! store under the state directory). Inputs are checked before anything is created: the
+//! runtime name, the environment (reserved names refused), the payload (must be JSON, as
+//! the Invoke API requires).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::exit::ExitCode;
+use crate::function::code::CodeStore;
+use crate::function::env;
+use crate::function::managed;
+use crate::function::runtime::Runtime;
+use crate::instance::{self, InstanceConfig, InvokeRequest, Outcome};
+use crate::sandbox::reclaim::{self, Keeper};
+use crate::sandbox::{HostPaths, RootSource, SandboxHost};
+
+/// Options of `hearth invoke`.
+#[derive(Debug, Args)]
+pub struct InvokeArgs {
+    /// Run the function in a fresh sandbox of this process instead of through the daemon
+    /// (the daemon arrives with `hearth serve`).
+    #[arg(long)]
+    pub local: bool,
+    /// The function's code: a directory, or a .zip file (≤ 50 MB, ≤ 250 MB unpacked).
+    #[arg(long, value_name = "DIR|ZIP")]
+    pub code: PathBuf,
+    /// provided, provided.al2, provided.al2023, python3.11, python3.12 or nodejs20.x.
+    #[arg(long, value_name = "RUNTIME")]
+    pub runtime: String,
+    /// The handler (`module.function` for Python, `file.export` for Node); default
+    /// `lambda_function.lambda_handler`, `index.handler`, or `bootstrap` for provided*.
+    #[arg(long, value_name = "HANDLER")]
+    pub handler: Option<String>,
+    /// The function's name (for its log group, ARN and environment).
+    #[arg(long = "function-name", value_name = "NAME", default_value = "local")]
+    pub function_name: String,
+    /// Memory in MB (128..=10240).
+    #[arg(long, value_name = "MB", default_value_t = 128, value_parser = crate::cli::parse_memory)]
+    pub memory: u64,
+    /// Timeout in seconds (1..=900).
+    #[arg(long, value_name = "SECONDS", default_value_t = 3, value_parser = parse_function_timeout)]
+    pub timeout: u64,
+    /// Size of /tmp in MB (512..=10240).
+    #[arg(long = "tmp-size", value_name = "MB", default_value_t = 512, value_parser = crate::cli::parse_tmp)]
+    pub tmp_size: u64,
+    /// Environment variable of the function (repeatable).
+    #[arg(long = "env", value_name = "K=V", value_parser = parse_user_env)]
+    pub env: Vec<(String, String)>,
+    /// The event: JSON text, or @FILE to read it from a file. Default `{}`.
+    #[arg(long, value_name = "JSON|@FILE", default_value = "{}")]
+    pub payload: String,
+    /// A complete root directory (see rootfs/build.sh) instead of the host's binds.
+    #[arg(long, value_name = "DIR")]
+    pub rootfs: Option<PathBuf>,
+}
+
+fn parse_function_timeout(s: &str) -> Result<u64, String> {
+    crate::cli::parse_ranged(s, "timeout", 1, 900, "seconds")
+}
+
+fn parse_user_env(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!(
+            "environment must be K=V with a non-empty K, got {s:?}"
+        )),
+    }
+}
+
+fn usage(msg: impl std::fmt::Display) -> u8 {
+    eprintln!("hearth: {msg}");
+    ExitCode::Usage as u8
+}
+
+fn fail(msg: impl std::fmt::Display) -> u8 {
+    eprintln!("hearth: {msg}");
+    ExitCode::HearthFailed as u8
+}
+
+/// `hearth invoke`.
+pub fn invoke(args: InvokeArgs) -> u8 {
+    if !args.local {
+        return usage(
+            "invoke needs --local for now (invoking through the daemon comes with `hearth serve`)",
+        );
+    }
+    let runtime: Runtime = match args.runtime.parse() {
+        Ok(r) => r,
+        Err(e) => return usage(e),
+    };
+    let user_env: BTreeMap<String, String> = args.env.iter().cloned().collect();
+    if let Err(e) = env::validate_user_env(&user_env) {
+        return usage(e);
+    }
+    let payload = match args.payload.strip_prefix('@') {
+        Some(file) => match std::fs::read(file) {
+            Ok(bytes) => bytes,
+            Err(e) => return usage(format!("--payload @{file}: {e}")),
+        },
+        None => args.payload.clone().into_bytes(),
+    };
+    if payload.len() > 6_291_456 {
+        return usage(format!(
+            "--payload: {} bytes is over the 6291456-byte limit of a synchronous invocation",
+            payload.len()
+        ));
+    }
+    if let Err(e) = serde_json::from_slice::<serde_json::Value>(&payload) {
+        return usage(format!("--payload is not valid JSON: {e}"));
+    }
+    if let Some(r) = &args.rootfs {
+        if !r.is_dir() {
+            return usage(format!("--rootfs {}: no such directory", r.display()));
+        }
+    }
+    let meta = match std::fs::metadata(&args.code) {
+        Ok(m) => m,
+        Err(e) => return usage(format!("--code {}: {e}", args.code.display())),
+    };
+    if !nix::unistd::geteuid().is_root() {
+        return fail(
+            "`hearth invoke --local` must run as root (it creates namespaces, cgroups and mounts)",
+        );
+    }
+
+    let paths = HostPaths::from_env();
+    let code_dir = if meta.is_dir() {
+        args.code.clone()
+    } else {
+        let store = match CodeStore::open(&paths.state_dir.join("code")) {
+            Ok(s) => s,
+            Err(e) => return fail(e),
+        };
+        match store.import_zip(&args.code) {
+            Ok(code) => code.dir,
+            Err(e) => return usage(format!("--code {}: {e}", args.code.display())),
+        }
+    };
+    let runtimes_dir = match managed::install(&paths.state_dir.join("runtimes")) {
+        Ok(d) => d,
+        Err(e) => return fail(e),
+    };
+    let handler = args.handler.clone().unwrap_or_else(|| {
+        match runtime {
+            Runtime::Python311 | Runtime::Python312 => "lambda_function.lambda_handler",
+            Runtime::Nodejs20 => "index.handler",
+            _ => "bootstrap",
+        }
+        .to_string()
+    });
+    let cfg = InstanceConfig {
+        function_name: args.function_name.clone(),
+        version: "$LATEST".to_string(),
+        runtime,
+        handler,
+        memory_mb: args.memory,
+        timeout: Duration::from_secs(args.timeout),
+        tmp_mb: args.tmp_size,
+        env: user_env,
+        code_dir,
+        root: match &args.rootfs {
+            Some(r) => RootSource::Dir(r.clone()),
+            None => RootSource::HostBinds,
+        },
+        region: std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".to_string()),
+        account_id: "000000000000".to_string(),
+        logs_dir: paths.state_dir.join("logs"),
+        runtimes_dir,
+    };
+
+    let host = match SandboxHost::open(&paths) {
+        Ok(h) => h,
+        Err(e) => return fail(e),
+    };
+    host.sweep();
+    let name = reclaim::sandbox_name("invoke", None);
+    let keeper = match Keeper::start(&host, &name) {
+        Ok(k) => k,
+        Err(e) => return fail(format!("starting the cleanup keeper: {e}")),
+    };
+    let request = InvokeRequest {
+        payload,
+        ..InvokeRequest::default()
+    };
+    let result = instance::invoke_cold(
+        &host,
+        &name,
+        &cfg,
+        &request,
+        Some(Box::new(std::io::stderr())),
+    );
+    keeper.dismiss();
+    let _ = host.cgroups.remove_parent_if_empty();
+    let result = match result {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    let mut stdout = std::io::stdout().lock();
+    match result.outcome {
+        Outcome::Success { body, .. } => {
+            let _ = stdout.write_all(&body);
+            let _ = stdout.write_all(b"\n");
+            0
+        }
+        Outcome::FunctionError {
+            payload,
+            error_type,
+        } => {
+            let _ = stdout.write_all(&payload);
+            let _ = stdout.write_all(b"\n");
+            eprintln!(
+                "hearth: function error: {}",
+                error_type.as_deref().unwrap_or("Unhandled")
+            );
+            ExitCode::FunctionError as u8
+        }
+    }
+}
