@@ -9,6 +9,7 @@
 # by the driver, not silently dropped.
 #
 # usage: scripts/bench.sh sandbox [--runs N] [--warmup N] [--json FILE]
+#        scripts/bench.sh invoke [--runs N] [--memory MB] [--json FILE]
 # env:   HEARTH_BIN  hearth binary (default target/release/hearth; built with
 #                    `cargo build --release` when that default is missing)
 #        PYTHON      Python 3.11+ to run the driver (default /usr/bin/python3)
@@ -26,6 +27,10 @@ usage() {
 usage: scripts/bench.sh sandbox [--runs N] [--warmup N] [--json FILE]
   Sandbox create+destroy of `run /bin/true` (128 MB limit): hearth against
   crun, runc, bwrap and unshare, interleaved, >= 500 runs by default. Root only.
+usage: scripts/bench.sh invoke [--runs N] [--memory MB] [--json FILE]
+  Cold and warm `hearth invoke --local` of echo functions (static provided
+  bootstrap, python3.11, nodejs20.x) beside `python3 -c pass` and `node -e 0`
+  on the host, 500 runs each by default. Root only.
 env: HEARTH_BIN  hearth binary (default target/release/hearth, built if missing)
      PYTHON      Python 3.11+ for the driver (default /usr/bin/python3)
 EOF
@@ -36,6 +41,18 @@ readonly ROOT
 
 case "${1:-}" in
 sandbox) ;;
+invoke)
+    shift
+    [[ ${EUID} -eq 0 ]] || die "must run as root (sandboxes need namespaces and cgroups)"
+    triple=$(rustc -vV | sed -n 's/^host: //p')
+    log "building hearth and the static echo bootstrap (cargo build --release)"
+    (cd "${ROOT}" && cargo build --release --bin hearth &&
+        RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --bin hearth-echo --target "${triple}") ||
+        die "cargo build --release failed"
+    export HEARTH_BIN=${HEARTH_BIN:-${ROOT}/target/release/hearth}
+    export HEARTH_ECHO=${HEARTH_ECHO:-${ROOT}/target/${triple}/release/hearth-echo}
+    exec "${PYTHON:-/usr/bin/python3}" "${ROOT}/scripts/bench_invoke.py" "$@"
+    ;;
 -h | --help | "")
     usage
     [[ -n ${1:-} ]] && exit 0
@@ -43,7 +60,7 @@ sandbox) ;;
     ;;
 *)
     usage
-    die "unknown benchmark '$1' (known: sandbox)"
+    die "unknown benchmark '$1' (known: sandbox, invoke)"
     ;;
 esac
 for arg in "$@"; do

@@ -31,6 +31,12 @@ command -v mkfs.ext4 >/dev/null || need+=(e2fsprogs)
 command -v debootstrap >/dev/null || need+=(debootstrap)
 command -v ip >/dev/null || need+=(iproute2)
 command -v losetup >/dev/null || need+=(util-linux)
+# The invoke tests run managed Python and Node handlers and a curl-based bootstrap with
+# the host's interpreters (sandboxes bind the host's /usr).
+[ -x /usr/bin/python3 ] || need+=(python3)
+[ -x /usr/bin/node ] || need+=(nodejs)
+command -v curl >/dev/null || need+=(curl)
+command -v setfattr >/dev/null || need+=(attr)
 if [ "${#need[@]}" -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
@@ -40,10 +46,11 @@ fi
 step "lint"
 scripts/lint.sh
 
-step "static probe"
+step "static probe and echo bootstrap"
 triple=$(rustc -vV | sed -n 's/^host: //p')
-RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --bin hearth-probe --target "$triple"
+RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --bin hearth-probe --bin hearth-echo --target "$triple"
 export HEARTH_PROBE="$PWD/target/$triple/release/hearth-probe"
+export HEARTH_ECHO="$PWD/target/$triple/release/hearth-echo"
 
 step "tests (host-binds root, $(scripts/cgroup-mode.sh) cgroups)"
 cargo test --all-targets -- --test-threads=2
@@ -52,7 +59,7 @@ step "base root for the rootfs leg"
 rootfs/build.sh "$ROOTFS"
 
 step "isolation tests against the built root ($ROOTFS)"
-HEARTH_TEST_ROOTFS="$ROOTFS" cargo test --test isolation -- --test-threads=2
+HEARTH_TEST_ROOTFS="$ROOTFS" cargo test --test isolation --test transport -- --test-threads=2
 
 step "cleanup check"
 cargo run --quiet --bin hearth -- gc

@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clap::Args;
 
@@ -20,7 +20,9 @@ use crate::function::code::CodeStore;
 use crate::function::env;
 use crate::function::managed;
 use crate::function::runtime::Runtime;
-use crate::instance::{self, InstanceConfig, InvokeRequest, Outcome};
+use crate::instance::{
+    InstanceConfig, InstanceError, InvokeRequest, InvokeResult, LocalInstance, Outcome,
+};
 use crate::sandbox::reclaim::{self, Keeper};
 use crate::sandbox::{HostPaths, RootSource, SandboxHost};
 
@@ -62,6 +64,20 @@ pub struct InvokeArgs {
     /// A complete root directory (see rootfs/build.sh) instead of the host's binds.
     #[arg(long, value_name = "DIR")]
     pub rootfs: Option<PathBuf>,
+    /// Invoke N times in a row on the same instance (the first is cold, the rest warm,
+    /// unless --cold); prints only the last response. For measurements.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub repeat: u64,
+    /// With --repeat: a fresh instance for every invocation (every one is a cold start).
+    #[arg(long)]
+    pub cold: bool,
+    /// Append one JSON line per invocation (kind, microseconds of the round trip, init
+    /// and handler duration) to FILE.
+    #[arg(long = "timings-file", value_name = "FILE")]
+    pub timings_file: Option<PathBuf>,
+    /// Do not copy the log lines to stderr (they stay in the log stream file).
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 fn parse_function_timeout(s: &str) -> Result<u64, String> {
@@ -75,6 +91,55 @@ fn parse_user_env(s: &str) -> Result<(String, String), String> {
             "environment must be K=V with a non-empty K, got {s:?}"
         )),
     }
+}
+
+/// Runs `--repeat` invocations; returns the last result.
+fn run_invocations(
+    host: &SandboxHost,
+    name: &str,
+    cfg: &InstanceConfig,
+    request: &InvokeRequest,
+    args: &InvokeArgs,
+) -> Result<InvokeResult, InstanceError> {
+    let mut local = LocalInstance::new(host, name, cfg, !args.quiet)?;
+    let mut timings = match &args.timings_file {
+        Some(path) => Some(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| InstanceError::Setup(format!("{}: {e}", path.display())))?,
+        ),
+        None => None,
+    };
+    let mut last = None;
+    for i in 0..args.repeat {
+        if args.cold && i > 0 {
+            local.retire()?;
+        }
+        let started = Instant::now();
+        let result = match local.invoke(request) {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = local.finish();
+                return Err(e);
+            }
+        };
+        let round_trip = started.elapsed();
+        if let Some(f) = &mut timings {
+            let line = serde_json::json!({
+                "kind": if result.init_duration.is_some() { "cold" } else { "warm" },
+                "round_trip_us": round_trip.as_micros() as u64,
+                "init_us": result.init_duration.map(|d| d.as_micros() as u64),
+                "duration_us": result.duration.as_micros() as u64,
+                "ok": matches!(result.outcome, Outcome::Success { .. }),
+            });
+            let _ = writeln!(f, "{line}");
+        }
+        last = Some(result);
+    }
+    local.finish()?;
+    Ok(last.expect("repeat is at least 1"))
 }
 
 fn usage(msg: impl std::fmt::Display) -> u8 {
@@ -192,13 +257,7 @@ pub fn invoke(args: InvokeArgs) -> u8 {
         payload,
         ..InvokeRequest::default()
     };
-    let result = instance::invoke_cold(
-        &host,
-        &name,
-        &cfg,
-        &request,
-        Some(Box::new(std::io::stderr())),
-    );
+    let result = run_invocations(&host, &name, &cfg, &request, &args);
     keeper.dismiss();
     let _ = host.cgroups.remove_parent_if_empty();
     let result = match result {

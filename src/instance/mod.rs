@@ -167,7 +167,6 @@ pub struct Instance {
     phase: Phase,
     created: Instant,
     init_duration: Option<Duration>,
-    memory_mb: u64,
     version: String,
 }
 
@@ -308,7 +307,6 @@ impl Instance {
             phase: Phase::Init,
             created,
             init_duration: None,
-            memory_mb: cfg.memory_mb,
             version: cfg.version.clone(),
         }))
     }
@@ -374,232 +372,373 @@ pub fn invoke_cold(
     name: &str,
     cfg: &InstanceConfig,
     req: &InvokeRequest,
-    echo: Option<Box<dyn WriteDebug>>,
+    echo_stderr: bool,
 ) -> Result<InvokeResult, InstanceError> {
-    let request_id = env::uuid_v4();
-    let mut poll = Poll::new().map_err(InstanceError::Poll)?;
-    let mut server = RuntimeApiServer::new(SERVER_TOKENS);
-    let started = Instance::start(
-        host,
-        name,
-        cfg,
-        &mut server,
-        poll.registry(),
-        [LOG_TOKEN, PIDFD_TOKEN, CHANNEL_TOKEN],
-        echo,
-    )?;
-    let Some(mut inst) = started else {
-        return Ok(InvokeResult {
-            outcome: Outcome::FunctionError {
-                payload: runtime::invalid_entrypoint_payload(&request_id).into_bytes(),
-                error_type: Some(runtime::INVALID_ENTRYPOINT.to_string()),
-            },
-            request_id,
-            log_tail: Vec::new(),
-            init_duration: None,
-            duration: Duration::ZERO,
-            max_memory_used_mb: None,
-            log_stream: PathBuf::new(),
-        });
-    };
+    let mut local = LocalInstance::new(host, name, cfg, echo_stderr)?;
+    let result = local.invoke(req);
+    let finished = local.finish();
+    let result = result?;
+    finished?;
+    Ok(result)
+}
 
-    let mut events = Events::with_capacity(64);
-    let mut out = Vec::new();
-    let mut outcome: Option<Outcome> = None;
-    let mut timed_out = false;
-    let mut exited = false;
-    let mut invoke_start = Instant::now();
-    let mut deadline = inst.created + INIT_LIMIT;
-    let timeout_secs = cfg.timeout.as_secs_f64();
+/// One function's instance driven by a private event loop, for `hearth invoke --local`
+/// and benchmarks: invocations run one after another on the same (warm) instance; after
+/// a failure that ends the instance the next invocation starts a fresh one (cold).
+#[derive(Debug)]
+pub struct LocalInstance<'h> {
+    host: &'h SandboxHost,
+    name: String,
+    cfg: InstanceConfig,
+    echo_stderr: bool,
+    poll: Poll,
+    server: RuntimeApiServer,
+    events: Events,
+    inst: Option<Instance>,
+    /// Instances started so far (each gets its own sandbox name).
+    started: u64,
+}
 
-    while outcome.is_none() {
-        let now = Instant::now();
-        if now >= deadline {
-            timed_out = true;
-            inst.sandbox.kill();
-            let message = match inst.phase {
-                Phase::Init => format!(
-                    "RequestId: {request_id} Error: Runtime init timed out after {:.2} seconds",
-                    INIT_LIMIT.as_secs_f64()
-                ),
-                _ => format!(
-                    "RequestId: {request_id} Error: Task timed out after {timeout_secs:.2} seconds"
-                ),
+impl<'h> LocalInstance<'h> {
+    /// Prepares the loop; the first [`LocalInstance::invoke`] starts the instance.
+    pub fn new(
+        host: &'h SandboxHost,
+        name: &str,
+        cfg: &InstanceConfig,
+        echo_stderr: bool,
+    ) -> Result<Self, InstanceError> {
+        Ok(Self {
+            host,
+            name: name.to_string(),
+            cfg: cfg.clone(),
+            echo_stderr,
+            poll: Poll::new().map_err(InstanceError::Poll)?,
+            server: RuntimeApiServer::new(SERVER_TOKENS),
+            events: Events::with_capacity(64),
+            inst: None,
+            started: 0,
+        })
+    }
+
+    /// Runs one invocation: on the live instance if there is one (warm), else on a new
+    /// one (cold, with Init Duration).
+    pub fn invoke(&mut self, req: &InvokeRequest) -> Result<InvokeResult, InstanceError> {
+        let request_id = env::uuid_v4();
+        if self.inst.is_none() {
+            // Sandbox names must be unique per live sandbox; the first keeps the name the
+            // caller registered with its cleanup keeper.
+            let name = match self.started {
+                0 => self.name.clone(),
+                n => format!("{}-{n}", self.name),
             };
-            outcome = Some(platform_error("Sandbox.Timedout", &message));
-            break;
-        }
-        match poll.poll(&mut events, Some(deadline - now)) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(InstanceError::Poll(e)),
-        }
-        for ev in events.iter() {
-            match ev.token() {
-                LOG_TOKEN => {
-                    inst.read_logs();
+            self.started += 1;
+            let echo: Option<Box<dyn WriteDebug>> = if self.echo_stderr {
+                Some(Box::new(io::stderr()))
+            } else {
+                None
+            };
+            let started = Instance::start(
+                self.host,
+                &name,
+                &self.cfg,
+                &mut self.server,
+                self.poll.registry(),
+                [LOG_TOKEN, PIDFD_TOKEN, CHANNEL_TOKEN],
+                echo,
+            )?;
+            match started {
+                Some(i) => self.inst = Some(i),
+                None => {
+                    return Ok(InvokeResult {
+                        outcome: Outcome::FunctionError {
+                            payload: runtime::invalid_entrypoint_payload(&request_id).into_bytes(),
+                            error_type: Some(runtime::INVALID_ENTRYPOINT.to_string()),
+                        },
+                        request_id,
+                        log_tail: Vec::new(),
+                        init_duration: None,
+                        duration: Duration::ZERO,
+                        max_memory_used_mb: None,
+                        log_stream: PathBuf::new(),
+                    })
                 }
-                PIDFD_TOKEN | CHANNEL_TOKEN if inst.sandbox.poll_reports() => exited = true,
-                t if server.owns(t) => server.handle_event(poll.registry(), ev, &mut out),
-                _ => {}
             }
         }
-        for e in out.drain(..) {
-            match e {
-                RuntimeEvent::Ready { .. } if inst.phase == Phase::Init => {
-                    inst.init_duration = Some(inst.created.elapsed());
-                    inst.phase = Phase::Invoking;
-                    inst.logs.begin_invocation();
-                    inst.logs
-                        .platform(&logs::start_line(&request_id, &inst.version));
-                    invoke_start = Instant::now();
-                    deadline = invoke_start + cfg.timeout;
-                    let deadline_ms = SystemTime::now()
-                        .checked_add(cfg.timeout)
-                        .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
-                        .map(|d| d.as_millis() as u64)
-                        .unwrap_or(0);
-                    let invocation = Invocation {
-                        request_id: request_id.clone(),
-                        deadline_ms,
-                        invoked_function_arn: req
-                            .invoked_arn
-                            .clone()
-                            .unwrap_or_else(|| cfg.function_arn()),
-                        trace_id: Some(trace_id()),
-                        client_context: req.client_context.clone(),
-                        cognito_identity: None,
-                        payload: req.payload.clone(),
-                    };
-                    if let Err(e) = server.invoke(poll.registry(), inst.api, invocation) {
-                        return Err(InstanceError::Setup(format!("handing over the event: {e}")));
+        let cfg = &self.cfg;
+        let inst = self.inst.as_mut().expect("instance started above");
+        let cold = inst.phase == Phase::Init;
+        let mut out = Vec::new();
+        let mut outcome: Option<Outcome> = None;
+        let mut timed_out = false;
+        let mut exited = false;
+        let mut handed_over = false;
+        let mut init_error = false;
+        let mut invoke_start = Instant::now();
+        let mut deadline = inst.created + INIT_LIMIT;
+        let timeout_secs = cfg.timeout.as_secs_f64();
+
+        let hand_over = |inst: &mut Instance,
+                         server: &mut RuntimeApiServer,
+                         registry: &mio::Registry|
+         -> Result<Instant, InstanceError> {
+            inst.phase = Phase::Invoking;
+            inst.logs.begin_invocation();
+            inst.logs
+                .platform(&logs::start_line(&request_id, &inst.version));
+            let start = Instant::now();
+            let deadline_ms = SystemTime::now()
+                .checked_add(cfg.timeout)
+                .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0);
+            let invocation = Invocation {
+                request_id: request_id.clone(),
+                deadline_ms,
+                invoked_function_arn: req
+                    .invoked_arn
+                    .clone()
+                    .unwrap_or_else(|| cfg.function_arn()),
+                trace_id: Some(trace_id()),
+                client_context: req.client_context.clone(),
+                cognito_identity: None,
+                payload: req.payload.clone(),
+            };
+            server
+                .invoke(registry, inst.api, invocation)
+                .map_err(|e| InstanceError::Setup(format!("handing over the event: {e}")))?;
+            Ok(start)
+        };
+        if inst.phase == Phase::Idle {
+            invoke_start = hand_over(inst, &mut self.server, self.poll.registry())?;
+            handed_over = true;
+            deadline = invoke_start + cfg.timeout;
+        }
+
+        while outcome.is_none() {
+            let now = Instant::now();
+            if now >= deadline {
+                timed_out = true;
+                inst.sandbox.kill();
+                let message = if handed_over {
+                    format!(
+                        "RequestId: {request_id} Error: Task timed out after {timeout_secs:.2} seconds"
+                    )
+                } else {
+                    format!(
+                        "RequestId: {request_id} Error: Runtime init timed out after {:.2} seconds",
+                        INIT_LIMIT.as_secs_f64()
+                    )
+                };
+                outcome = Some(platform_error("Sandbox.Timedout", &message));
+                break;
+            }
+            match self.poll.poll(&mut self.events, Some(deadline - now)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(InstanceError::Poll(e)),
+            }
+            for ev in self.events.iter() {
+                match ev.token() {
+                    LOG_TOKEN => {
+                        inst.read_logs();
+                    }
+                    PIDFD_TOKEN | CHANNEL_TOKEN if inst.sandbox.poll_reports() => exited = true,
+                    t if self.server.owns(t) => {
+                        self.server.handle_event(self.poll.registry(), ev, &mut out)
+                    }
+                    _ => {}
+                }
+            }
+            for e in out.drain(..) {
+                match e {
+                    RuntimeEvent::Ready { .. } if !handed_over => {
+                        if inst.phase == Phase::Init {
+                            inst.init_duration = Some(inst.created.elapsed());
+                        }
+                        invoke_start = hand_over(inst, &mut self.server, self.poll.registry())?;
+                        handed_over = true;
+                        deadline = invoke_start + cfg.timeout;
+                    }
+                    RuntimeEvent::Ready { .. } => {}
+                    RuntimeEvent::Response {
+                        body, content_type, ..
+                    } => outcome = Some(Outcome::Success { body, content_type }),
+                    RuntimeEvent::ResponseTooLarge { .. } => {
+                        outcome = Some(platform_error(
+                            "Function.ResponseSizeTooLarge",
+                            &format!(
+                                "Response payload size exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes)."
+                            ),
+                        ));
+                    }
+                    RuntimeEvent::InvokeError {
+                        error_type, body, ..
+                    } => {
+                        let error_type = posted_error_type(error_type.as_deref(), &body);
+                        outcome = Some(Outcome::FunctionError {
+                            payload: body,
+                            error_type,
+                        });
+                    }
+                    RuntimeEvent::InitError {
+                        error_type, body, ..
+                    } => {
+                        init_error = true;
+                        let error_type = posted_error_type(error_type.as_deref(), &body);
+                        outcome = Some(Outcome::FunctionError {
+                            payload: body,
+                            error_type,
+                        });
                     }
                 }
-                RuntimeEvent::Ready { .. } => inst.phase = Phase::Idle,
-                RuntimeEvent::Response {
-                    body, content_type, ..
-                } => {
-                    outcome = Some(Outcome::Success { body, content_type });
-                }
-                RuntimeEvent::ResponseTooLarge { .. } => {
-                    outcome = Some(platform_error(
-                        "Function.ResponseSizeTooLarge",
+            }
+            if outcome.is_none() && exited {
+                // The runtime died before answering: OOM, exit, or an exec failure.
+                let stats = self.host.cgroups_stats(&inst.sandbox);
+                let what = exit_description(inst.sandbox.status);
+                outcome = Some(if let Some(Failure::Exec { .. }) = inst.sandbox.failure {
+                    Outcome::FunctionError {
+                        payload: runtime::invalid_entrypoint_payload(&request_id).into_bytes(),
+                        error_type: Some(runtime::INVALID_ENTRYPOINT.to_string()),
+                    }
+                } else {
+                    let error_type = if stats.is_some_and(|s| s.oom_kills > 0) {
+                        "Runtime.OutOfMemory"
+                    } else {
+                        "Runtime.ExitError"
+                    };
+                    platform_error(
+                        error_type,
                         &format!(
-                            "Response payload size exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes)."
+                            "RequestId: {request_id} Error: Runtime exited with error: {what}"
                         ),
-                    ));
-                }
-                RuntimeEvent::InvokeError {
-                    error_type, body, ..
-                } => {
-                    let error_type = posted_error_type(error_type.as_deref(), &body);
-                    outcome = Some(Outcome::FunctionError {
-                        payload: body,
-                        error_type,
-                    });
-                }
-                RuntimeEvent::InitError {
-                    error_type, body, ..
-                } => {
-                    let error_type = posted_error_type(error_type.as_deref(), &body);
-                    outcome = Some(Outcome::FunctionError {
-                        payload: body,
-                        error_type,
-                    });
-                }
-            }
-        }
-        if outcome.is_none() && exited {
-            // The runtime died before answering: OOM or exit.
-            let stats = host.cgroups_stats(&inst.sandbox);
-            let what = exit_description(inst.sandbox.status);
-            let message =
-                format!("RequestId: {request_id} Error: Runtime exited with error: {what}");
-            let error_type = if stats.is_some_and(|s| s.oom_kills > 0) {
-                "Runtime.OutOfMemory"
-            } else if let Some(Failure::Exec { .. }) = inst.sandbox.failure {
-                runtime::INVALID_ENTRYPOINT
-            } else {
-                "Runtime.ExitError"
-            };
-            if error_type == runtime::INVALID_ENTRYPOINT {
-                outcome = Some(Outcome::FunctionError {
-                    payload: runtime::invalid_entrypoint_payload(&request_id).into_bytes(),
-                    error_type: Some(error_type.to_string()),
+                    )
                 });
-            } else {
-                outcome = Some(platform_error(error_type, &message));
             }
         }
-    }
-    let duration = if inst.phase == Phase::Init {
-        Duration::ZERO
-    } else {
-        invoke_start.elapsed()
-    };
-    let outcome = outcome.unwrap_or_else(|| platform_error("Runtime.Unknown", "no outcome"));
+        let duration = if handed_over {
+            invoke_start.elapsed()
+        } else {
+            Duration::ZERO
+        };
+        let outcome = outcome.unwrap_or_else(|| platform_error("Runtime.Unknown", "no outcome"));
+        // An instance survives a response or a function error it posted; a timeout, an
+        // exit, an OOM kill, an init error or an oversize response ends it.
+        let oversize = matches!(&outcome, Outcome::FunctionError { error_type: Some(t), .. }
+            if t == "Function.ResponseSizeTooLarge");
+        let survives = !timed_out && !exited && handed_over && !init_error && !oversize;
+        let init_duration = if cold { inst.init_duration } else { None };
+        let finish = |logs: &mut LogStream, max_memory_used_mb: Option<u64>| {
+            logs.platform(&logs::end_line(&request_id));
+            logs.platform(&logs::report_line(
+                &request_id,
+                &Report {
+                    duration_ms: duration.as_secs_f64() * 1000.0,
+                    memory_mb: cfg.memory_mb,
+                    max_memory_used_mb,
+                    init_duration_ms: init_duration.map(|d| d.as_secs_f64() * 1000.0),
+                    billed_cap_ms: timed_out.then_some(cfg.timeout.as_millis() as u64),
+                },
+            ));
+            if timed_out && handed_over {
+                logs.platform(&format!(
+                    "{} {request_id} Task timed out after {:.2} seconds",
+                    env::iso8601_utc(SystemTime::now()),
+                    duration.as_secs_f64()
+                ));
+            }
+        };
 
-    // Tear down — the sandbox first, so the runtime never sees its API vanish — then
-    // collect the rest of the output (every writer is gone now).
-    let mut log_stream = PathBuf::new();
-    let Instance {
-        sandbox,
-        api,
-        log_pipe,
-        mut logs,
-        init_duration,
-        memory_mb,
-        phase,
-        ..
-    } = inst;
-    let teardown = host.destroy(sandbox);
-    server.remove_instance(poll.registry(), api);
-    let mut rest = Vec::new();
+        if survives {
+            // Output written before the result is already in the pipe: it goes before END.
+            inst.read_logs();
+            inst.phase = Phase::Idle;
+            let max_memory_used_mb = self
+                .host
+                .cgroups_stats(&inst.sandbox)
+                .and_then(|s| s.memory_peak_bytes)
+                .map(|b| b.div_ceil(1024 * 1024));
+            finish(&mut inst.logs, max_memory_used_mb);
+            return Ok(InvokeResult {
+                request_id: request_id.clone(),
+                outcome,
+                log_tail: inst.logs.tail().to_vec(),
+                init_duration,
+                duration,
+                max_memory_used_mb,
+                log_stream: inst.logs.path().to_owned(),
+            });
+        }
+        // The instance is done: tear it down first (the runtime never sees its API
+        // vanish), then drain its pipe to the end (every writer is gone).
+        let Instance {
+            sandbox,
+            api,
+            log_pipe,
+            mut logs,
+            version,
+            ..
+        } = self.inst.take().expect("instance is live");
+        let teardown = self.host.destroy(sandbox);
+        self.server.remove_instance(self.poll.registry(), api);
+        drain_to_end(log_pipe, &mut logs);
+        let max_memory_used_mb = teardown
+            .as_ref()
+            .ok()
+            .and_then(|t| t.stats.memory_peak_bytes)
+            .map(|b| b.div_ceil(1024 * 1024));
+        if !handed_over {
+            // The invocation never started: Lambda still logs its platform lines.
+            logs.begin_invocation();
+            logs.platform(&logs::start_line(&request_id, &version));
+        }
+        finish(&mut logs, max_memory_used_mb);
+        teardown?;
+        Ok(InvokeResult {
+            request_id: request_id.clone(),
+            outcome,
+            log_tail: logs.tail().to_vec(),
+            init_duration,
+            duration,
+            max_memory_used_mb,
+            log_stream: logs.path().to_owned(),
+        })
+    }
+
+    /// Tears down the live instance, if any.
+    pub fn finish(mut self) -> Result<(), InstanceError> {
+        self.retire()
+    }
+
+    /// Tears down the live instance, if any, so that the next invocation is cold.
+    pub fn retire(&mut self) -> Result<(), InstanceError> {
+        if let Some(inst) = self.inst.take() {
+            let Instance {
+                sandbox,
+                api,
+                log_pipe,
+                mut logs,
+                ..
+            } = inst;
+            let teardown = self.host.destroy(sandbox);
+            self.server.remove_instance(self.poll.registry(), api);
+            drain_to_end(log_pipe, &mut logs);
+            logs.flush_partial();
+            teardown?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads a log pipe whose writers are all gone to its end, into `logs`.
+fn drain_to_end(pipe: OwnedFd, logs: &mut LogStream) {
     let _ = nix::fcntl::fcntl(
-        log_pipe.as_raw_fd(),
+        pipe.as_raw_fd(),
         nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::empty()),
     );
-    let _ = std::fs::File::from(log_pipe).read_to_end(&mut rest);
+    let mut rest = Vec::new();
+    let _ = std::fs::File::from(pipe).read_to_end(&mut rest);
     logs.feed(&rest);
-    let max_memory_used_mb = teardown
-        .as_ref()
-        .ok()
-        .and_then(|t| t.stats.memory_peak_bytes)
-        .map(|b| b.div_ceil(1024 * 1024));
-    if phase == Phase::Init {
-        // The invocation never started: Lambda still logs its platform lines.
-        logs.begin_invocation();
-        logs.platform(&logs::start_line(&request_id, &cfg.version));
-    }
-    logs.platform(&logs::end_line(&request_id));
-    logs.platform(&logs::report_line(
-        &request_id,
-        &Report {
-            duration_ms: duration.as_secs_f64() * 1000.0,
-            memory_mb,
-            max_memory_used_mb,
-            init_duration_ms: init_duration.map(|d| d.as_secs_f64() * 1000.0),
-            billed_cap_ms: timed_out.then_some(cfg.timeout.as_millis() as u64),
-        },
-    ));
-    if timed_out && phase != Phase::Init {
-        logs.platform(&format!(
-            "{} {request_id} Task timed out after {:.2} seconds",
-            env::iso8601_utc(SystemTime::now()),
-            duration.as_secs_f64()
-        ));
-    }
-    log_stream.push(logs.path());
-    teardown?;
-    Ok(InvokeResult {
-        request_id,
-        outcome,
-        log_tail: logs.tail().to_vec(),
-        init_duration,
-        duration,
-        max_memory_used_mb,
-        log_stream,
-    })
 }
 
 /// An X-Ray trace header for one invocation (not sampled: Hearth has no X-Ray).
