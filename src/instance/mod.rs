@@ -38,6 +38,11 @@ use self::logs::{LogStream, Report, WriteDebug};
 
 /// How long the init phase may take (Lambda's limit for on-demand functions).
 pub const INIT_LIMIT: Duration = Duration::from_secs(10);
+/// The CPU share an instance gets during its init phase, as for a function of this many
+/// MB (one full CPU): Lambda visibly runs init faster than a small function's share would
+/// allow, and an interpreter starting at 7 % of a CPU (128 MB) takes ~1 s here. From the
+/// first `/next` on, the function's own share applies.
+pub const INIT_CPU_MB: u64 = crate::sandbox::cgroup::MB_PER_CPU;
 /// Largest buffered response (runtime-api.md §2.2).
 pub const MAX_RESPONSE_BYTES: usize = 6_291_556;
 /// A log stream stops growing at this size.
@@ -254,6 +259,7 @@ impl Instance {
             spec.runtime_dir = Some(cfg.runtimes_dir.clone());
         }
         spec.runtime_api = true;
+        spec.cpu_boost_mb = Some(INIT_CPU_MB);
         spec.stdio = Some([null.as_raw_fd(), log_w.as_raw_fd(), log_w.as_raw_fd()]);
 
         let created = Instant::now();
@@ -554,6 +560,7 @@ impl<'h> LocalInstance<'h> {
                     RuntimeEvent::Ready { .. } if !handed_over => {
                         if inst.phase == Phase::Init {
                             inst.init_duration = Some(inst.created.elapsed());
+                            self.host.end_cpu_boost(&mut inst.sandbox)?;
                         }
                         invoke_start = hand_over(inst, &mut self.server, self.poll.registry())?;
                         handed_over = true;

@@ -197,6 +197,9 @@ pub struct Sandbox {
     /// The Runtime API listeners init created in the sandbox's network namespace (for a
     /// spec with `runtime_api`), until the caller takes them.
     runtime_api: Option<RuntimeApiListeners>,
+    memory_mb: u64,
+    /// Running on a larger CPU share than its own (`SandboxSpec::cpu_boost_mb`).
+    cpu_boosted: bool,
 }
 
 /// The Runtime API listeners of one sandbox, bound inside its network namespace
@@ -281,6 +284,12 @@ impl SandboxHost {
             cleanup_volume(v);
             Err(e)
         };
+        let boosted = spec.cpu_boost_mb.filter(|&mb| mb > spec.memory_mb);
+        if let Some(mb) = boosted {
+            if let Err(e) = self.cgroups.set_cpu_share(&cg, mb) {
+                return fail(e.into(), cg, volume);
+            }
+        }
         let cg_fd = match self.cgroups.clone_into_fd(&cg) {
             Ok(fd) => fd,
             Err(e) => return fail(e.into(), cg, volume),
@@ -328,6 +337,8 @@ impl SandboxHost {
             started: false,
             plan_mounts,
             runtime_api: None,
+            memory_mb: spec.memory_mb,
+            cpu_boosted: boosted.is_some(),
         };
         if spec.runtime_api {
             // Init sends the listeners as its first message, right after `lo` is up; a
@@ -390,6 +401,17 @@ impl SandboxHost {
             Some(e) => Err(e),
             None => Ok(teardown),
         }
+    }
+
+    /// Drops a sandbox started with `cpu_boost_mb` to its own CPU share. Idempotent.
+    pub fn end_cpu_boost(&self, sb: &mut Sandbox) -> Result<(), SandboxError> {
+        if sb.cpu_boosted {
+            if let Some(cg) = &sb.cgroup {
+                self.cgroups.set_cpu_share(cg, sb.memory_mb)?;
+            }
+            sb.cpu_boosted = false;
+        }
+        Ok(())
     }
 
     /// The cgroup figures of a live (or exited, not yet destroyed) sandbox: peak memory,

@@ -53,6 +53,10 @@ pub struct SandboxSpec {
     pub hostname: String,
     pub uid: u32,
     pub gid: u32,
+    /// Start with the CPU share of a sandbox of this many MB (if larger than `memory_mb`)
+    /// until `SandboxHost::end_cpu_boost`: a function's init phase runs on a full share,
+    /// the invocations on its own (see `instance`).
+    pub cpu_boost_mb: Option<u64>,
     /// Serve the Runtime API inside: init creates `127.0.0.1:9001` and the abstract Unix
     /// socket in the sandbox's network namespace and hands them over (see `listen`).
     pub runtime_api: bool,
@@ -76,6 +80,7 @@ impl SandboxSpec {
             hostname: "hearth".to_string(),
             uid: SANDBOX_UID,
             gid: SANDBOX_GID,
+            cpu_boost_mb: None,
             runtime_api: false,
             stdio: None,
         }

@@ -189,6 +189,10 @@ pub trait CgroupDriver: std::fmt::Debug + Send + Sync {
     /// cloned straight into its cgroup).
     fn self_join_fds(&self, cg: &SandboxCgroup) -> Result<Vec<std::os::fd::OwnedFd>, CgroupError>;
 
+    /// Rewrites the CPU quota to that of a `memory_mb` sandbox ([`cpu_quota_us`]): lets a
+    /// sandbox start with a larger share (its init phase) and settle to its own later.
+    fn set_cpu_share(&self, cg: &SandboxCgroup, memory_mb: u64) -> Result<(), CgroupError>;
+
     /// Reads peak memory, OOM kills and current memory.
     fn stats(&self, cg: &SandboxCgroup) -> Result<CgroupStats, CgroupError>;
 

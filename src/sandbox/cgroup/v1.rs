@@ -347,6 +347,16 @@ impl CgroupDriver for V1Driver {
             .collect()
     }
 
+    fn set_cpu_share(&self, cg: &SandboxCgroup, memory_mb: u64) -> Result<(), CgroupError> {
+        let (quota, _) = cpu_quota_us(memory_mb);
+        write_file(
+            &self
+                .dir(Controller::Cpu, cg.name())
+                .join("cpu.cfs_quota_us"),
+            &quota.to_string(),
+        )
+    }
+
     fn stats(&self, cg: &SandboxCgroup) -> Result<CgroupStats, CgroupError> {
         let mem = self.dir(Controller::Memory, &cg.name);
         let oom_path = mem.join("memory.oom_control");

@@ -353,6 +353,11 @@ impl CgroupDriver for V2Driver {
         write_file(&cg.procs_dir.join("cgroup.procs"), &pid.to_string())
     }
 
+    fn set_cpu_share(&self, cg: &SandboxCgroup, memory_mb: u64) -> Result<(), CgroupError> {
+        let (quota, period) = cpu_quota_us(memory_mb);
+        write_file(&cg.procs_dir.join("cpu.max"), &format!("{quota} {period}"))
+    }
+
     fn stats(&self, cg: &SandboxCgroup) -> Result<CgroupStats, CgroupError> {
         let dir = &cg.procs_dir;
         let events_path = dir.join("memory.events");
@@ -582,6 +587,13 @@ mod tests {
         assert_eq!(read(&d.join("memory.swap.max")), "0");
         assert_eq!(read(&d.join("memory.oom.group")), "1");
         assert_eq!(read(&d.join("pids.max")), "64");
+        assert_eq!(read(&d.join("cpu.max")), "7235 100000");
+        // A boosted share, then back to the sandbox's own.
+        let driver = V2Driver::new(root.path(), "hearth").unwrap();
+        let cg = driver.handle("sb").unwrap();
+        driver.set_cpu_share(&cg, 1769).unwrap();
+        assert_eq!(read(&d.join("cpu.max")), "100000 100000");
+        driver.set_cpu_share(&cg, 128).unwrap();
         assert_eq!(read(&d.join("cpu.max")), "7235 100000");
     }
 
