@@ -58,6 +58,10 @@ pub struct InvokeArgs {
     /// Environment variable of the function (repeatable).
     #[arg(long = "env", value_name = "K=V", value_parser = parse_user_env)]
     pub env: Vec<(String, String)>,
+    /// Client context as the Invoke API takes it: base64 of a JSON object (≤ 3,583
+    /// bytes); the function sees it decoded (`context.client_context`).
+    #[arg(long = "client-context", value_name = "BASE64")]
+    pub client_context: Option<String>,
     /// The event: JSON text, or @FILE to read it from a file. Default `{}`.
     #[arg(long, value_name = "JSON|@FILE", default_value = "{}")]
     pub payload: String,
@@ -78,6 +82,25 @@ pub struct InvokeArgs {
     /// Do not copy the log lines to stderr (they stay in the log stream file).
     #[arg(long)]
     pub quiet: bool,
+}
+
+/// Checks and decodes `X-Amz-Client-Context`: base64 (≤ 3,583 bytes) of a JSON object.
+pub fn decode_client_context(b64: &str) -> Result<String, String> {
+    use base64::Engine;
+    if b64.len() > 3583 {
+        return Err(format!(
+            "{} bytes of base64 is over the 3583-byte limit",
+            b64.len()
+        ));
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .map_err(|e| format!("not base64: {e}"))?;
+    let text = String::from_utf8(bytes).map_err(|_| "not UTF-8 once decoded".to_string())?;
+    match serde_json::from_str::<serde_json::Value>(&text) {
+        Ok(serde_json::Value::Object(_)) => Ok(text),
+        _ => Err("not a JSON object once decoded".to_string()),
+    }
 }
 
 fn parse_function_timeout(s: &str) -> Result<u64, String> {
@@ -183,6 +206,13 @@ pub fn invoke(args: InvokeArgs) -> u8 {
     if let Err(e) = serde_json::from_slice::<serde_json::Value>(&payload) {
         return usage(format!("--payload is not valid JSON: {e}"));
     }
+    let client_context = match &args.client_context {
+        None => None,
+        Some(b64) => match decode_client_context(b64) {
+            Ok(text) => Some(text),
+            Err(e) => return usage(format!("--client-context: {e}")),
+        },
+    };
     if let Some(r) = &args.rootfs {
         if !r.is_dir() {
             return usage(format!("--rootfs {}: no such directory", r.display()));
@@ -255,6 +285,7 @@ pub fn invoke(args: InvokeArgs) -> u8 {
     };
     let request = InvokeRequest {
         payload,
+        client_context,
         ..InvokeRequest::default()
     };
     let result = run_invocations(&host, &name, &cfg, &request, &args);

@@ -129,6 +129,10 @@ def die(event, context):
     sys.stdout.flush()
     os._exit(3)
 
+def ctx(event, context):
+    cc = context.client_context
+    return {"custom": cc.custom if cc else None}
+
 def sized(event, context):
     # A JSON string of n bytes: n - 2 characters between the quotes.
     return "x" * (event["n"] - 2)
@@ -571,6 +575,35 @@ fn zips_are_unpacked_once_and_bad_ones_refused() {
     std::fs::write(&corrupt, b"PK\x03\x04 this is not a zip").unwrap();
     let r = invoke(&corrupt, "python3.11", &[]);
     assert_eq!(r.code, 2, "{r:?}");
+}
+
+#[test]
+fn the_client_context_reaches_the_handler_decoded() {
+    if skip_unless_root() {
+        return;
+    }
+    use base64::Engine;
+    let f = function(&[("handlers.py", PY_HANDLERS)]);
+    let cc = base64::engine::general_purpose::STANDARD.encode(r#"{"custom": {"k": "v"}}"#);
+    let r = invoke(
+        f.path(),
+        "python3.11",
+        &["--handler", "handlers.ctx", "--client-context", &cc],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(r.json(), serde_json::json!({"custom": {"k": "v"}}));
+    let r = invoke(
+        f.path(),
+        "python3.11",
+        &[
+            "--handler",
+            "handlers.ctx",
+            "--client-context",
+            "not base64!",
+        ],
+    );
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("--client-context"), "{r:?}");
 }
 
 #[test]
