@@ -52,6 +52,9 @@ RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --bin hearth-pro
 export HEARTH_PROBE="$PWD/target/$triple/release/hearth-probe"
 export HEARTH_ECHO="$PWD/target/$triple/release/hearth-echo"
 
+step "real AWS runtime clients as fixtures (scripts/build-clients.sh)"
+scripts/build-clients.sh
+
 step "managed runtimes against a fake Runtime API (runtimes/tests)"
 /usr/bin/python3 -m unittest discover -s runtimes/tests
 
