@@ -446,6 +446,16 @@ export const echo = async (event, context) => {
   return { echo: event, fn: context.functionName, mem: context.memoryLimitInMB };
 };
 export const boom = async () => { throw new TypeError("node failed"); };
+export const slow = () => new Promise((r) => { console.log("waiting"); setTimeout(r, 30000); });
+export const hog = async () => {
+  const blocks = [];
+  for (let i = 0; i < 400; i++) blocks.push(Buffer.alloc(1024 * 1024, 1));
+  return blocks.length;
+};
+export const chatty = async () => {
+  for (let i = 0; i < 10000; i++) process.stdout.write(`line ${i}\n`);
+  return "done";
+};
 "#;
 
 #[test]
@@ -488,6 +498,53 @@ fn node_async_handlers_answer_and_fail() {
     let r = invoke(f.path(), "nodejs20.x", &["--handler", "missing.handler"]);
     assert_eq!(r.code, 1, "{r:?}");
     assert_eq!(r.json()["errorType"], "Runtime.ImportModuleError");
+}
+
+#[test]
+fn node_handlers_time_out_run_out_of_memory_and_log_in_order() {
+    if skip_unless_root() {
+        return;
+    }
+    let f = function(&[("index.mjs", NODE_HANDLERS)]);
+    let r = invoke(
+        f.path(),
+        "nodejs20.x",
+        &["--handler", "index.slow", "--timeout", "1"],
+    );
+    assert_eq!(r.code, 1, "{r:?}");
+    assert_eq!(r.json()["errorType"], "Sandbox.Timedout", "{r:?}");
+
+    let r = invoke(
+        f.path(),
+        "nodejs20.x",
+        &[
+            "--handler",
+            "index.hog",
+            "--memory",
+            "128",
+            "--timeout",
+            "60",
+        ],
+    );
+    assert_eq!(r.code, 1, "{r:?}");
+    assert_eq!(r.json()["errorType"], "Runtime.OutOfMemory", "{r:?}");
+
+    let r = invoke(
+        f.path(),
+        "nodejs20.x",
+        &["--handler", "index.chatty", "--timeout", "60"],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    let lines: Vec<&str> = r
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("line "))
+        .collect();
+    assert_eq!(lines.len(), 10_000);
+    assert!(lines
+        .iter()
+        .enumerate()
+        .all(|(i, l)| *l == format!("line {i}")));
 }
 
 #[test]
