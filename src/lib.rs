@@ -9,6 +9,7 @@
 //! Unsafe code and raw system calls live only in [`sys`].
 
 pub mod function;
+pub mod http;
 pub mod instance;
 pub mod runtime_api;
 pub mod sandbox;

@@ -341,8 +341,8 @@ pub fn response_mode_ok(mode: Option<&str>) -> bool {
 /// A streamed response that ended in error trailers: `(errorType, error body)`. The body trailer
 /// is base64 of the error JSON; if it does not decode, it is passed on as sent.
 pub fn stream_error(trailers: &[(String, Vec<u8>)]) -> Option<(Option<String>, Vec<u8>)> {
-    let ty = super::http::header_in(trailers, "Lambda-Runtime-Function-Error-Type");
-    let body = super::http::header_in(trailers, "Lambda-Runtime-Function-Error-Body");
+    let ty = crate::http::parser::header_in(trailers, "Lambda-Runtime-Function-Error-Type");
+    let body = crate::http::parser::header_in(trailers, "Lambda-Runtime-Function-Error-Body");
     if ty.is_none() && body.is_none() {
         return None;
     }

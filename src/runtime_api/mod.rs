@@ -66,7 +66,6 @@
 //! Unsupported: HTTP/2, transfer codings other than `chunked`, request bodies without framing
 //! (treated as empty), `Upgrade`.
 
-pub mod http;
 pub mod instance;
 pub mod reply;
 pub mod routes;

@@ -20,7 +20,7 @@ use mio::event::Event;
 use mio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use mio::{Interest, Registry, Token};
 
-use super::http::{HttpError, RequestHead, RequestParser, Step};
+use crate::http::parser::{HttpError, RequestHead, RequestParser, Step};
 use super::instance::{
     response_mode_error, response_mode_ok, stream_error, ConnRef, Instance, NextOutcome, Outcome,
     Upload,

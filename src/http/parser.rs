@@ -1,4 +1,4 @@
-//! Incremental HTTP/1.1 request parser for Runtime API connections (sans-IO).
+//! Incremental HTTP/1.1 request parser (sans-IO), for Runtime API and control API connections.
 //!
 //! Owns: the input buffer of one connection and the framing of the requests in it — the head
 //! (parsed by `httparse`), `Content-Length` and `chunked` bodies (chunk extensions ignored,
