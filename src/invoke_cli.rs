@@ -52,6 +52,10 @@ pub struct InvokeArgs {
     /// Timeout in seconds (1..=900).
     #[arg(long, value_name = "SECONDS", default_value_t = 3, value_parser = parse_function_timeout)]
     pub timeout: u64,
+    /// How long the function's init phase may take, in seconds (Lambda: 10). Raise it only
+    /// on a slow host (an emulated test machine, say).
+    #[arg(long = "init-timeout", value_name = "SECONDS", default_value_t = 10, value_parser = parse_init_timeout)]
+    pub init_timeout: u64,
     /// Size of /tmp in MB (512..=10240).
     #[arg(long = "tmp-size", value_name = "MB", default_value_t = 512, value_parser = crate::cli::parse_tmp)]
     pub tmp_size: u64,
@@ -101,6 +105,10 @@ pub fn decode_client_context(b64: &str) -> Result<String, String> {
         Ok(serde_json::Value::Object(_)) => Ok(text),
         _ => Err("not a JSON object once decoded".to_string()),
     }
+}
+
+fn parse_init_timeout(s: &str) -> Result<u64, String> {
+    crate::cli::parse_ranged(s, "init timeout", 1, 900, "seconds")
 }
 
 fn parse_function_timeout(s: &str) -> Result<u64, String> {
@@ -260,6 +268,7 @@ pub fn invoke(args: InvokeArgs) -> u8 {
         handler,
         memory_mb: args.memory,
         timeout: Duration::from_secs(args.timeout),
+        init_limit: Duration::from_secs(args.init_timeout),
         tmp_mb: args.tmp_size,
         env: user_env,
         code_dir,

@@ -78,6 +78,8 @@ fn invoke(client: Client, zip: &Path, payload: &str) -> common::Run {
         .args(["--memory", "1769"])
         // Generous, so that a loaded machine cannot turn a slow start into a timeout.
         .args(["--timeout", "60"])
+        // Init too: the emulated guest of the v2 leg starts interpreters slowly.
+        .args(["--init-timeout", "120"])
         .args(["--payload", payload])
         .stdin(Stdio::null())
         .output()

@@ -3,7 +3,7 @@
 //!
 //! An [`Instance`] is one sandbox plus its Runtime API registration and log pipe. Its life
 //! (runtime-api.md §6): *init* (the bootstrap starts; the first `GET /next` ends init, which
-//! may take [`INIT_LIMIT`]; Init Duration is measured) → *invoke* (the event is handed to
+//! may take `InstanceConfig::init_limit`, Lambda's 10 s by default; Init Duration is measured) → *invoke* (the event is handed to
 //! the parked `/next`; the function's timeout bounds the wait for `/response` or `/error`)
 //! → idle again. Whatever ends an instance early — a timeout, an exit, an OOM kill, an init
 //! error — is reported with the Lambda error of §6 and the instance is not used again.
@@ -15,7 +15,10 @@
 //! Not done here: admission and concurrency (dispatch), keeping instances warm (pool),
 //! response streaming to the caller, extensions.
 
+pub mod local;
 pub mod logs;
+
+pub use local::{invoke_cold, LocalInstance};
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -25,7 +28,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use mio::unix::SourceFd;
-use mio::{Events, Interest, Poll, Token};
+use mio::{Interest, Token};
 
 use crate::function::env::{self, EnvSpec};
 use crate::function::runtime::{self, Runtime};
@@ -36,7 +39,7 @@ use crate::sandbox::{Failure, Sandbox, SandboxError, SandboxHost};
 
 use self::logs::{LogStream, Report, WriteDebug};
 
-/// How long the init phase may take (Lambda's limit for on-demand functions).
+/// How long the init phase may take by default (Lambda's limit for on-demand functions).
 pub const INIT_LIMIT: Duration = Duration::from_secs(10);
 /// The CPU share an instance gets during its init phase, as for a function of this many
 /// MB (one full CPU): Lambda visibly runs init faster than a small function's share would
@@ -48,12 +51,6 @@ pub const MAX_RESPONSE_BYTES: usize = 6_291_556;
 /// A log stream stops growing at this size.
 pub const MAX_LOG_STREAM_BYTES: u64 = 64 * 1024 * 1024;
 
-const LOG_TOKEN: Token = Token(1);
-const PIDFD_TOKEN: Token = Token(2);
-const CHANNEL_TOKEN: Token = Token(3);
-/// The Runtime API server's tokens start here.
-const SERVER_TOKENS: usize = 1 << 20;
-
 /// What a function instance runs: the parts of a function's configuration a sandbox needs.
 #[derive(Debug, Clone)]
 pub struct InstanceConfig {
@@ -64,6 +61,9 @@ pub struct InstanceConfig {
     pub handler: String,
     pub memory_mb: u64,
     pub timeout: Duration,
+    /// How long init may take ([`INIT_LIMIT`] unless an operator with a slow host says
+    /// otherwise).
+    pub init_limit: Duration,
     /// Size of `/tmp` in MB.
     pub tmp_mb: u64,
     /// The user's environment variables (already validated).
@@ -173,6 +173,55 @@ pub struct Instance {
     created: Instant,
     init_duration: Option<Duration>,
     version: String,
+    /// The invocation assigned to this instance, until its outcome is taken.
+    current: Option<Current>,
+    /// Init has exited (the instance is dead).
+    exited: bool,
+}
+
+/// The invocation an instance is working on.
+#[derive(Debug)]
+struct Current {
+    request_id: String,
+    /// The event, until it is handed to the runtime.
+    request: Option<InvokeRequest>,
+    /// The first invocation of the instance (its REPORT carries Init Duration).
+    cold: bool,
+    /// When the event was handed over (`None`: still waiting for the first `/next`).
+    started: Option<Instant>,
+    /// Until the hand-over the init limit, then the function's timeout.
+    deadline: Instant,
+    ended: Option<(Outcome, EndKind)>,
+}
+
+/// How an invocation ended, beyond its outcome: decides whether the instance lives on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EndKind {
+    pub timed_out: bool,
+    pub exited: bool,
+    pub init_error: bool,
+    pub oversize: bool,
+}
+
+/// A finished invocation taken from an instance ([`Instance::take_ended`]).
+#[derive(Debug)]
+pub struct Ended {
+    pub request_id: String,
+    pub outcome: Outcome,
+    pub kind: EndKind,
+    pub cold: bool,
+    /// Whether the event reached the runtime.
+    pub handed_over: bool,
+    pub duration: Duration,
+}
+
+impl Ended {
+    /// An instance survives a response or a function error it posted; a timeout, an exit,
+    /// an OOM kill, an init error or an oversize response ends it.
+    pub fn instance_survives(&self) -> bool {
+        let k = self.kind;
+        !k.timed_out && !k.exited && !k.init_error && !k.oversize && self.handed_over
+    }
 }
 
 /// The bootstrap command of a runtime, or `None` when a custom runtime's code has none.
@@ -314,7 +363,379 @@ impl Instance {
             created,
             init_duration: None,
             version: cfg.version.clone(),
+            current: None,
+            exited: false,
         }))
+    }
+
+    /// Whether the instance can take an invocation (alive, none assigned).
+    pub fn is_free(&self) -> bool {
+        !self.exited && self.current.is_none()
+    }
+
+    /// Assigns an invocation. After init the event is handed over at once; during init at
+    /// the runtime's first `/next` (a cold start, bounded by the init limit).
+    pub fn assign(
+        &mut self,
+        server: &mut RuntimeApiServer,
+        registry: &mio::Registry,
+        cfg: &InstanceConfig,
+        request_id: String,
+        request: InvokeRequest,
+    ) -> Result<(), InstanceError> {
+        let cold = self.phase == Phase::Init;
+        self.current = Some(Current {
+            request_id,
+            request: Some(request),
+            cold,
+            started: None,
+            deadline: self.created + cfg.init_limit,
+            ended: None,
+        });
+        // After init, the event goes to the server at once: it answers a parked `/next`,
+        // or queues the event until the runtime comes back for it.
+        if !cold {
+            self.hand_over(server, registry, cfg)?;
+        }
+        Ok(())
+    }
+
+    fn hand_over(
+        &mut self,
+        server: &mut RuntimeApiServer,
+        registry: &mio::Registry,
+        cfg: &InstanceConfig,
+    ) -> Result<(), InstanceError> {
+        let Some(cur) = self.current.as_mut() else {
+            return Ok(());
+        };
+        let Some(req) = cur.request.take() else {
+            return Ok(());
+        };
+        self.phase = Phase::Invoking;
+        self.logs.begin_invocation();
+        self.logs
+            .platform(&logs::start_line(&cur.request_id, &self.version));
+        let now = Instant::now();
+        cur.started = Some(now);
+        cur.deadline = now + cfg.timeout;
+        let deadline_ms = SystemTime::now()
+            .checked_add(cfg.timeout)
+            .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let invocation = Invocation {
+            request_id: cur.request_id.clone(),
+            deadline_ms,
+            invoked_function_arn: req.invoked_arn.unwrap_or_else(|| cfg.function_arn()),
+            trace_id: Some(trace_id()),
+            client_context: req.client_context,
+            cognito_identity: None,
+            payload: req.payload,
+        };
+        server
+            .invoke(registry, self.api, invocation)
+            .map_err(|e| InstanceError::Setup(format!("handing over the event: {e}")))
+    }
+
+    /// When the assigned invocation must have ended (`None`: nothing pending).
+    pub fn deadline(&self) -> Option<Instant> {
+        self.current
+            .as_ref()
+            .filter(|c| c.ended.is_none())
+            .map(|c| c.deadline)
+    }
+
+    fn end(&mut self, outcome: Outcome, kind: EndKind) {
+        if let Some(cur) = self.current.as_mut() {
+            if cur.ended.is_none() {
+                cur.ended = Some((outcome, kind));
+            }
+        }
+    }
+
+    /// Kills the instance if its invocation is past its deadline.
+    pub fn check_deadline(&mut self, now: Instant) {
+        let Some(cur) = self.current.as_ref().filter(|c| c.ended.is_none()) else {
+            return;
+        };
+        if now < cur.deadline {
+            return;
+        }
+        let message = match cur.started {
+            Some(_) => format!(
+                "RequestId: {} Error: Task timed out after {:.2} seconds",
+                cur.request_id,
+                cur.deadline
+                    .saturating_duration_since(cur.started.unwrap_or(cur.deadline))
+                    .as_secs_f64()
+            ),
+            None => format!(
+                "RequestId: {} Error: Runtime init timed out after {:.2} seconds",
+                cur.request_id,
+                cur.deadline
+                    .saturating_duration_since(self.created)
+                    .as_secs_f64()
+            ),
+        };
+        self.sandbox.kill();
+        self.end(
+            platform_error("Sandbox.Timedout", &message),
+            EndKind {
+                timed_out: true,
+                ..EndKind::default()
+            },
+        );
+    }
+
+    /// A Runtime API event of this instance.
+    pub fn on_runtime_event(
+        &mut self,
+        server: &mut RuntimeApiServer,
+        registry: &mio::Registry,
+        host: &SandboxHost,
+        cfg: &InstanceConfig,
+        event: RuntimeEvent,
+    ) -> Result<(), InstanceError> {
+        match event {
+            RuntimeEvent::Ready { .. } => {
+                if self.phase == Phase::Init {
+                    self.init_duration = Some(self.created.elapsed());
+                    host.end_cpu_boost(&mut self.sandbox)?;
+                }
+                self.phase = Phase::Idle;
+                let waiting = self
+                    .current
+                    .as_ref()
+                    .is_some_and(|c| c.request.is_some() && c.ended.is_none());
+                if waiting {
+                    self.hand_over(server, registry, cfg)?;
+                }
+            }
+            RuntimeEvent::Response {
+                body, content_type, ..
+            } => self.end(Outcome::Success { body, content_type }, EndKind::default()),
+            RuntimeEvent::ResponseTooLarge { .. } => self.end(
+                platform_error(
+                    "Function.ResponseSizeTooLarge",
+                    &format!(
+                        "Response payload size exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes)."
+                    ),
+                ),
+                EndKind {
+                    oversize: true,
+                    ..EndKind::default()
+                },
+            ),
+            RuntimeEvent::InvokeError {
+                error_type, body, ..
+            } => {
+                let error_type = posted_error_type(error_type.as_deref(), &body);
+                self.end(
+                    Outcome::FunctionError {
+                        payload: body,
+                        error_type,
+                    },
+                    EndKind::default(),
+                );
+            }
+            RuntimeEvent::InitError {
+                error_type, body, ..
+            } => {
+                let error_type = posted_error_type(error_type.as_deref(), &body);
+                self.end(
+                    Outcome::FunctionError {
+                        payload: body,
+                        error_type,
+                    },
+                    EndKind {
+                        init_error: true,
+                        ..EndKind::default()
+                    },
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The sandbox's pidfd or init channel is readable: takes init's reports; if the
+    /// runtime is gone, the assigned invocation fails with the matching Lambda error.
+    pub fn on_sandbox_event(&mut self, host: &SandboxHost) {
+        if !self.sandbox.poll_reports() {
+            return;
+        }
+        self.exited = true;
+        let Some(request_id) = self
+            .current
+            .as_ref()
+            .filter(|c| c.ended.is_none())
+            .map(|c| c.request_id.clone())
+        else {
+            return;
+        };
+        let kind = EndKind {
+            exited: true,
+            ..EndKind::default()
+        };
+        if let Some(Failure::Exec { .. }) = self.sandbox.failure {
+            self.end(
+                Outcome::FunctionError {
+                    payload: runtime::invalid_entrypoint_payload(&request_id).into_bytes(),
+                    error_type: Some(runtime::INVALID_ENTRYPOINT.to_string()),
+                },
+                kind,
+            );
+            return;
+        }
+        let oom = host
+            .cgroups_stats(&self.sandbox)
+            .is_some_and(|s| s.oom_kills > 0);
+        let error_type = if oom {
+            "Runtime.OutOfMemory"
+        } else {
+            "Runtime.ExitError"
+        };
+        let what = exit_description(self.sandbox.status);
+        self.end(
+            platform_error(
+                error_type,
+                &format!("RequestId: {request_id} Error: Runtime exited with error: {what}"),
+            ),
+            kind,
+        );
+    }
+
+    /// The assigned invocation, once it has ended.
+    pub fn take_ended(&mut self) -> Option<Ended> {
+        self.current.as_ref()?.ended.as_ref()?;
+        let cur = self.current.take()?;
+        let (outcome, kind) = cur.ended?;
+        Some(Ended {
+            request_id: cur.request_id,
+            outcome,
+            kind,
+            cold: cur.cold,
+            handed_over: cur.started.is_some(),
+            duration: cur.started.map(|s| s.elapsed()).unwrap_or_default(),
+        })
+    }
+
+    /// Writes END and REPORT (and the timeout line) for `ended` into `logs`.
+    fn finish_lines(
+        logs: &mut LogStream,
+        ended: &Ended,
+        cfg: &InstanceConfig,
+        init_duration: Option<Duration>,
+        max_memory_used_mb: Option<u64>,
+    ) {
+        let id = &ended.request_id;
+        logs.platform(&logs::end_line(id));
+        logs.platform(&logs::report_line(
+            id,
+            &Report {
+                duration_ms: ended.duration.as_secs_f64() * 1000.0,
+                memory_mb: cfg.memory_mb,
+                max_memory_used_mb,
+                init_duration_ms: init_duration.map(|d| d.as_secs_f64() * 1000.0),
+                billed_cap_ms: ended
+                    .kind
+                    .timed_out
+                    .then_some(cfg.timeout.as_millis() as u64),
+            },
+        ));
+        if ended.kind.timed_out && ended.handed_over {
+            logs.platform(&format!(
+                "{} {id} Task timed out after {:.2} seconds",
+                env::iso8601_utc(SystemTime::now()),
+                ended.duration.as_secs_f64()
+            ));
+        }
+    }
+
+    /// Completes an invocation after which the instance lives on: its output so far goes
+    /// before END, then END and REPORT; the instance is idle again.
+    pub fn complete(
+        &mut self,
+        host: &SandboxHost,
+        cfg: &InstanceConfig,
+        ended: Ended,
+    ) -> InvokeResult {
+        self.read_logs();
+        let max_memory_used_mb = host
+            .cgroups_stats(&self.sandbox)
+            .and_then(|s| s.memory_peak_bytes)
+            .map(|b| b.div_ceil(1024 * 1024));
+        let init_duration = if ended.cold { self.init_duration } else { None };
+        Self::finish_lines(
+            &mut self.logs,
+            &ended,
+            cfg,
+            init_duration,
+            max_memory_used_mb,
+        );
+        InvokeResult {
+            log_tail: self.logs.tail().to_vec(),
+            log_stream: self.logs.path().to_owned(),
+            request_id: ended.request_id,
+            outcome: ended.outcome,
+            init_duration,
+            duration: ended.duration,
+            max_memory_used_mb,
+        }
+    }
+
+    /// Tears the instance down — the sandbox first, so its runtime never sees the API
+    /// vanish — and drains its log pipe to the end. With `ended`, completes that
+    /// invocation's log lines and returns its result.
+    pub fn teardown(
+        self,
+        host: &SandboxHost,
+        server: &mut RuntimeApiServer,
+        registry: &mio::Registry,
+        cfg: &InstanceConfig,
+        ended: Option<Ended>,
+    ) -> Result<Option<InvokeResult>, InstanceError> {
+        let Instance {
+            sandbox,
+            api,
+            log_pipe,
+            mut logs,
+            version,
+            init_duration,
+            ..
+        } = self;
+        let _ = registry.deregister(&mut SourceFd(&log_pipe.as_raw_fd()));
+        let _ = registry.deregister(&mut SourceFd(&sandbox.pidfd().as_raw_fd()));
+        let _ = registry.deregister(&mut SourceFd(&sandbox.channel().as_raw_fd()));
+        let teardown = host.destroy(sandbox);
+        server.remove_instance(registry, api);
+        drain_to_end(log_pipe, &mut logs);
+        logs.flush_partial();
+        let result = ended.map(|ended| {
+            let max_memory_used_mb = teardown
+                .as_ref()
+                .ok()
+                .and_then(|t| t.stats.memory_peak_bytes)
+                .map(|b| b.div_ceil(1024 * 1024));
+            if !ended.handed_over {
+                // The invocation never started: Lambda still logs its platform lines.
+                logs.begin_invocation();
+                logs.platform(&logs::start_line(&ended.request_id, &version));
+            }
+            let init_duration = if ended.cold { init_duration } else { None };
+            Self::finish_lines(&mut logs, &ended, cfg, init_duration, max_memory_used_mb);
+            InvokeResult {
+                log_tail: logs.tail().to_vec(),
+                log_stream: logs.path().to_owned(),
+                request_id: ended.request_id,
+                outcome: ended.outcome,
+                init_duration,
+                duration: ended.duration,
+                max_memory_used_mb,
+            }
+        });
+        teardown?;
+        Ok(result)
     }
 
     /// Reads whatever the function printed, without blocking; returns false at end of file.
@@ -368,372 +789,6 @@ fn exit_description(status: Option<i32>) -> String {
             format!("signal: {name}")
         }
         _ => "signal: killed".to_string(),
-    }
-}
-
-/// Runs one invocation of `cfg` in a fresh instance and tears it down. Function failures
-/// are outcomes; only Hearth's own failures are errors.
-pub fn invoke_cold(
-    host: &SandboxHost,
-    name: &str,
-    cfg: &InstanceConfig,
-    req: &InvokeRequest,
-    echo_stderr: bool,
-) -> Result<InvokeResult, InstanceError> {
-    let mut local = LocalInstance::new(host, name, cfg, echo_stderr)?;
-    let result = local.invoke(req);
-    let finished = local.finish();
-    let result = result?;
-    finished?;
-    Ok(result)
-}
-
-/// One function's instance driven by a private event loop, for `hearth invoke --local`
-/// and benchmarks: invocations run one after another on the same (warm) instance; after
-/// a failure that ends the instance the next invocation starts a fresh one (cold).
-#[derive(Debug)]
-pub struct LocalInstance<'h> {
-    host: &'h SandboxHost,
-    name: String,
-    cfg: InstanceConfig,
-    echo_stderr: bool,
-    poll: Poll,
-    server: RuntimeApiServer,
-    events: Events,
-    inst: Option<Instance>,
-    /// Instances started so far (each gets its own sandbox name).
-    started: u64,
-}
-
-impl<'h> LocalInstance<'h> {
-    /// Prepares the loop; the first [`LocalInstance::invoke`] starts the instance.
-    pub fn new(
-        host: &'h SandboxHost,
-        name: &str,
-        cfg: &InstanceConfig,
-        echo_stderr: bool,
-    ) -> Result<Self, InstanceError> {
-        Ok(Self {
-            host,
-            name: name.to_string(),
-            cfg: cfg.clone(),
-            echo_stderr,
-            poll: Poll::new().map_err(InstanceError::Poll)?,
-            server: RuntimeApiServer::new(SERVER_TOKENS),
-            events: Events::with_capacity(64),
-            inst: None,
-            started: 0,
-        })
-    }
-
-    /// Runs one invocation: on the live instance if there is one (warm), else on a new
-    /// one (cold, with Init Duration).
-    pub fn invoke(&mut self, req: &InvokeRequest) -> Result<InvokeResult, InstanceError> {
-        let request_id = env::uuid_v4();
-        if self.inst.is_none() {
-            // Sandbox names must be unique per live sandbox; the first keeps the name the
-            // caller registered with its cleanup keeper.
-            let name = match self.started {
-                0 => self.name.clone(),
-                n => format!("{}-{n}", self.name),
-            };
-            self.started += 1;
-            let echo: Option<Box<dyn WriteDebug>> = if self.echo_stderr {
-                Some(Box::new(io::stderr()))
-            } else {
-                None
-            };
-            let started = Instance::start(
-                self.host,
-                &name,
-                &self.cfg,
-                &mut self.server,
-                self.poll.registry(),
-                [LOG_TOKEN, PIDFD_TOKEN, CHANNEL_TOKEN],
-                echo,
-            )?;
-            match started {
-                Some(i) => self.inst = Some(i),
-                None => {
-                    return Ok(InvokeResult {
-                        outcome: Outcome::FunctionError {
-                            payload: runtime::invalid_entrypoint_payload(&request_id).into_bytes(),
-                            error_type: Some(runtime::INVALID_ENTRYPOINT.to_string()),
-                        },
-                        request_id,
-                        log_tail: Vec::new(),
-                        init_duration: None,
-                        duration: Duration::ZERO,
-                        max_memory_used_mb: None,
-                        log_stream: PathBuf::new(),
-                    })
-                }
-            }
-        }
-        let cfg = &self.cfg;
-        let inst = self.inst.as_mut().expect("instance started above");
-        let cold = inst.phase == Phase::Init;
-        let mut out = Vec::new();
-        let mut outcome: Option<Outcome> = None;
-        let mut timed_out = false;
-        let mut exited = false;
-        let mut handed_over = false;
-        let mut init_error = false;
-        let mut invoke_start = Instant::now();
-        let mut deadline = inst.created + INIT_LIMIT;
-        let timeout_secs = cfg.timeout.as_secs_f64();
-
-        let hand_over = |inst: &mut Instance,
-                         server: &mut RuntimeApiServer,
-                         registry: &mio::Registry|
-         -> Result<Instant, InstanceError> {
-            inst.phase = Phase::Invoking;
-            inst.logs.begin_invocation();
-            inst.logs
-                .platform(&logs::start_line(&request_id, &inst.version));
-            let start = Instant::now();
-            let deadline_ms = SystemTime::now()
-                .checked_add(cfg.timeout)
-                .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
-                .map(|d| d.as_millis() as u64)
-                .unwrap_or(0);
-            let invocation = Invocation {
-                request_id: request_id.clone(),
-                deadline_ms,
-                invoked_function_arn: req
-                    .invoked_arn
-                    .clone()
-                    .unwrap_or_else(|| cfg.function_arn()),
-                trace_id: Some(trace_id()),
-                client_context: req.client_context.clone(),
-                cognito_identity: None,
-                payload: req.payload.clone(),
-            };
-            server
-                .invoke(registry, inst.api, invocation)
-                .map_err(|e| InstanceError::Setup(format!("handing over the event: {e}")))?;
-            Ok(start)
-        };
-        if inst.phase == Phase::Idle {
-            invoke_start = hand_over(inst, &mut self.server, self.poll.registry())?;
-            handed_over = true;
-            deadline = invoke_start + cfg.timeout;
-        }
-
-        while outcome.is_none() {
-            let now = Instant::now();
-            if now >= deadline {
-                timed_out = true;
-                inst.sandbox.kill();
-                let message = if handed_over {
-                    format!(
-                        "RequestId: {request_id} Error: Task timed out after {timeout_secs:.2} seconds"
-                    )
-                } else {
-                    format!(
-                        "RequestId: {request_id} Error: Runtime init timed out after {:.2} seconds",
-                        INIT_LIMIT.as_secs_f64()
-                    )
-                };
-                outcome = Some(platform_error("Sandbox.Timedout", &message));
-                break;
-            }
-            match self.poll.poll(&mut self.events, Some(deadline - now)) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(InstanceError::Poll(e)),
-            }
-            for ev in self.events.iter() {
-                match ev.token() {
-                    LOG_TOKEN => {
-                        inst.read_logs();
-                    }
-                    PIDFD_TOKEN | CHANNEL_TOKEN if inst.sandbox.poll_reports() => exited = true,
-                    t if self.server.owns(t) => {
-                        self.server.handle_event(self.poll.registry(), ev, &mut out)
-                    }
-                    _ => {}
-                }
-            }
-            for e in out.drain(..) {
-                match e {
-                    RuntimeEvent::Ready { .. } if !handed_over => {
-                        if inst.phase == Phase::Init {
-                            inst.init_duration = Some(inst.created.elapsed());
-                            self.host.end_cpu_boost(&mut inst.sandbox)?;
-                        }
-                        invoke_start = hand_over(inst, &mut self.server, self.poll.registry())?;
-                        handed_over = true;
-                        deadline = invoke_start + cfg.timeout;
-                    }
-                    RuntimeEvent::Ready { .. } => {}
-                    RuntimeEvent::Response {
-                        body, content_type, ..
-                    } => outcome = Some(Outcome::Success { body, content_type }),
-                    RuntimeEvent::ResponseTooLarge { .. } => {
-                        outcome = Some(platform_error(
-                            "Function.ResponseSizeTooLarge",
-                            &format!(
-                                "Response payload size exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes)."
-                            ),
-                        ));
-                    }
-                    RuntimeEvent::InvokeError {
-                        error_type, body, ..
-                    } => {
-                        let error_type = posted_error_type(error_type.as_deref(), &body);
-                        outcome = Some(Outcome::FunctionError {
-                            payload: body,
-                            error_type,
-                        });
-                    }
-                    RuntimeEvent::InitError {
-                        error_type, body, ..
-                    } => {
-                        init_error = true;
-                        let error_type = posted_error_type(error_type.as_deref(), &body);
-                        outcome = Some(Outcome::FunctionError {
-                            payload: body,
-                            error_type,
-                        });
-                    }
-                }
-            }
-            if outcome.is_none() && exited {
-                // The runtime died before answering: OOM, exit, or an exec failure.
-                let stats = self.host.cgroups_stats(&inst.sandbox);
-                let what = exit_description(inst.sandbox.status);
-                outcome = Some(if let Some(Failure::Exec { .. }) = inst.sandbox.failure {
-                    Outcome::FunctionError {
-                        payload: runtime::invalid_entrypoint_payload(&request_id).into_bytes(),
-                        error_type: Some(runtime::INVALID_ENTRYPOINT.to_string()),
-                    }
-                } else {
-                    let error_type = if stats.is_some_and(|s| s.oom_kills > 0) {
-                        "Runtime.OutOfMemory"
-                    } else {
-                        "Runtime.ExitError"
-                    };
-                    platform_error(
-                        error_type,
-                        &format!(
-                            "RequestId: {request_id} Error: Runtime exited with error: {what}"
-                        ),
-                    )
-                });
-            }
-        }
-        let duration = if handed_over {
-            invoke_start.elapsed()
-        } else {
-            Duration::ZERO
-        };
-        let outcome = outcome.unwrap_or_else(|| platform_error("Runtime.Unknown", "no outcome"));
-        // An instance survives a response or a function error it posted; a timeout, an
-        // exit, an OOM kill, an init error or an oversize response ends it.
-        let oversize = matches!(&outcome, Outcome::FunctionError { error_type: Some(t), .. }
-            if t == "Function.ResponseSizeTooLarge");
-        let survives = !timed_out && !exited && handed_over && !init_error && !oversize;
-        let init_duration = if cold { inst.init_duration } else { None };
-        let finish = |logs: &mut LogStream, max_memory_used_mb: Option<u64>| {
-            logs.platform(&logs::end_line(&request_id));
-            logs.platform(&logs::report_line(
-                &request_id,
-                &Report {
-                    duration_ms: duration.as_secs_f64() * 1000.0,
-                    memory_mb: cfg.memory_mb,
-                    max_memory_used_mb,
-                    init_duration_ms: init_duration.map(|d| d.as_secs_f64() * 1000.0),
-                    billed_cap_ms: timed_out.then_some(cfg.timeout.as_millis() as u64),
-                },
-            ));
-            if timed_out && handed_over {
-                logs.platform(&format!(
-                    "{} {request_id} Task timed out after {:.2} seconds",
-                    env::iso8601_utc(SystemTime::now()),
-                    duration.as_secs_f64()
-                ));
-            }
-        };
-
-        if survives {
-            // Output written before the result is already in the pipe: it goes before END.
-            inst.read_logs();
-            inst.phase = Phase::Idle;
-            let max_memory_used_mb = self
-                .host
-                .cgroups_stats(&inst.sandbox)
-                .and_then(|s| s.memory_peak_bytes)
-                .map(|b| b.div_ceil(1024 * 1024));
-            finish(&mut inst.logs, max_memory_used_mb);
-            return Ok(InvokeResult {
-                request_id: request_id.clone(),
-                outcome,
-                log_tail: inst.logs.tail().to_vec(),
-                init_duration,
-                duration,
-                max_memory_used_mb,
-                log_stream: inst.logs.path().to_owned(),
-            });
-        }
-        // The instance is done: tear it down first (the runtime never sees its API
-        // vanish), then drain its pipe to the end (every writer is gone).
-        let Instance {
-            sandbox,
-            api,
-            log_pipe,
-            mut logs,
-            version,
-            ..
-        } = self.inst.take().expect("instance is live");
-        let teardown = self.host.destroy(sandbox);
-        self.server.remove_instance(self.poll.registry(), api);
-        drain_to_end(log_pipe, &mut logs);
-        let max_memory_used_mb = teardown
-            .as_ref()
-            .ok()
-            .and_then(|t| t.stats.memory_peak_bytes)
-            .map(|b| b.div_ceil(1024 * 1024));
-        if !handed_over {
-            // The invocation never started: Lambda still logs its platform lines.
-            logs.begin_invocation();
-            logs.platform(&logs::start_line(&request_id, &version));
-        }
-        finish(&mut logs, max_memory_used_mb);
-        teardown?;
-        Ok(InvokeResult {
-            request_id: request_id.clone(),
-            outcome,
-            log_tail: logs.tail().to_vec(),
-            init_duration,
-            duration,
-            max_memory_used_mb,
-            log_stream: logs.path().to_owned(),
-        })
-    }
-
-    /// Tears down the live instance, if any.
-    pub fn finish(mut self) -> Result<(), InstanceError> {
-        self.retire()
-    }
-
-    /// Tears down the live instance, if any, so that the next invocation is cold.
-    pub fn retire(&mut self) -> Result<(), InstanceError> {
-        if let Some(inst) = self.inst.take() {
-            let Instance {
-                sandbox,
-                api,
-                log_pipe,
-                mut logs,
-                ..
-            } = inst;
-            let teardown = self.host.destroy(sandbox);
-            self.server.remove_instance(self.poll.registry(), api);
-            drain_to_end(log_pipe, &mut logs);
-            logs.flush_partial();
-            teardown?;
-        }
-        Ok(())
     }
 }
 
