@@ -24,14 +24,20 @@
 // `context.callbackWaitsForEmptyEventLoop` is accepted but ignored: a callback
 // result is posted at once instead of when the event loop drains.
 
-import http from 'node:http';
+// Start-up cost matters (it is part of every cold start): only modules that
+// Node has loaded anyway before running an ES module entry are imported here
+// (net, fs, path, url, module). `node:http` (~4 ms plus its first-request
+// set-up) is replaced by the small client below; `node:util` (~2 ms: it pulls
+// in parse_args, mime, ...) is loaded on first use (console output, errors).
+import net from 'node:net';
 import fs from 'node:fs';
 import path from 'node:path';
-import util from 'node:util';
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 
 const require = createRequire(import.meta.url);
+let utilModule;
+const util = () => (utilModule ??= require('node:util'));
 const API_PREFIX = '/2018-06-01/runtime';
 
 // ---------------------------------------------------------------------------
@@ -83,7 +89,7 @@ function intoError(err) {
 
 function toRapidResponse(error) {
   try {
-    if (util.types.isNativeError(error) || isErrorLike(error)) {
+    if (util().types.isNativeError(error) || isErrorLike(error)) {
       return {
         errorType: error.name,
         errorMessage: error.message,
@@ -128,7 +134,7 @@ let currentRequestId; // undefined before the first invoke, printed as such (AWS
 const REQUEST_ID_SYMBOL = Symbol.for('aws.lambda.runtime.requestId');
 
 function writeLog(level, args) {
-  let line = `${new Date().toISOString()}\t${currentRequestId}\t${level}\t${util.format(...args)}`;
+  let line = `${new Date().toISOString()}\t${currentRequestId}\t${level}\t${util().format(...args)}`;
   // One record per line for a line-based collector: inner newlines become \r.
   line = line.replace(/\n/g, '\r');
   process.stdout.write(line + '\n');
@@ -157,41 +163,193 @@ function logError(msg, err) {
 // Runtime API client
 // ---------------------------------------------------------------------------
 
+// Minimal HTTP/1.1 client over one kept-alive `net` socket. Supports what the
+// Runtime API needs: request bodies with Content-Length (no Expect), responses
+// with Content-Length, chunked or close-delimited bodies, 1xx answers skipped.
+// The socket is unref()'d while idle (as http.Agent does with free sockets) so
+// that an open connection does not keep the event loop alive during an
+// invoke: `beforeExit` must still fire when a handler never settles.
 class RuntimeClient {
   constructor(address) {
     const idx = address.lastIndexOf(':');
+    this.address = address;
     this.host = address.slice(0, idx).replace(/^\[(.*)\]$/, '$1');
     this.port = parseInt(address.slice(idx + 1), 10);
-    // One kept-alive socket: the protocol is strictly sequential.
-    this.agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    this.socket = null;
+    this.used = false; // the current socket already carried a request
+    this.pending = null; // { onData, onEnd, onError } of the request in flight
+  }
+
+  _connect() {
+    const socket = net.connect({ host: this.host, port: this.port });
+    socket.setNoDelay(true);
+    this.socket = socket;
+    this.used = false;
+    // Events of a socket that was already replaced must not reach the
+    // request in flight on its successor.
+    const pending = () => (this.pending && this.pending.socket === socket ? this.pending : null);
+    socket.on('data', (chunk) => {
+      const p = pending();
+      if (p) p.onData(chunk);
+      else this._drop(socket); // bytes while idle: protocol violation
+    });
+    socket.on('end', () => {
+      const p = pending();
+      if (p) p.onEnd();
+      this._drop(socket);
+    });
+    socket.on('error', (err) => {
+      const p = pending();
+      if (p) p.onError(err);
+      this._drop(socket);
+    });
+    socket.on('close', () => {
+      const p = pending();
+      if (p) p.onEnd();
+      this._drop(socket);
+    });
+  }
+
+  _drop(socket) {
+    if (this.socket === socket) this.socket = null;
+    socket.destroy();
   }
 
   _once(method, urlPath, body, headers) {
+    if (!this.socket) this._connect();
+    const socket = this.socket;
+    const reused = this.used;
+    this.used = true;
+    socket.ref();
     return new Promise((resolve, reject) => {
-      const req = http.request(
-        {
-          host: this.host,
-          port: this.port,
-          method,
-          path: urlPath,
-          agent: this.agent,
-          headers,
-        },
-        (res) => {
-          const chunks = [];
-          res.on('data', (c) => chunks.push(c));
-          res.on('end', () =>
-            resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) }),
-          );
-          res.on('error', reject);
-        },
-      );
-      req.on('socket', (s) => s.setNoDelay(true));
-      req.on('error', (err) => {
-        err.reusedSocket = req.reusedSocket;
+      let buf = Buffer.alloc(0);
+      let head = null; // { status, headers, willClose, mode, length }
+      let chunks = [];
+      let got = 0;
+      const fail = (err) => {
+        this.pending = null;
+        err.reusedSocket = reused;
+        this._drop(socket);
         reject(err);
-      });
-      req.end(body);
+      };
+      const done = (bodyBuf) => {
+        this.pending = null;
+        if (head.willClose) this._drop(socket);
+        else socket.unref();
+        resolve({ status: head.status, headers: head.headers, body: bodyBuf });
+      };
+      const protocolError = (msg) => {
+        const err = new Error(`runtime api: ${msg}`);
+        err.code = 'ECONNRESET';
+        return err;
+      };
+      const parseHead = () => {
+        for (;;) {
+          const end = buf.indexOf('\r\n\r\n');
+          if (end < 0) {
+            if (buf.length > 65536) throw protocolError('response header too long');
+            return false;
+          }
+          const lines = buf.toString('latin1', 0, end).split('\r\n');
+          buf = buf.subarray(end + 4);
+          const m = /^(HTTP\/\d\.\d) (\d{3})/.exec(lines[0]);
+          if (!m) throw protocolError(`bad status line ${JSON.stringify(lines[0].slice(0, 100))}`);
+          const status = Number(m[2]);
+          if (status < 200 && status !== 101) continue; // 1xx: informational
+          const hdrs = {};
+          for (let i = 1; i < lines.length; i++) {
+            const c = lines[i].indexOf(':');
+            if (c <= 0) throw protocolError('bad header line');
+            const name = lines[i].slice(0, c).trim().toLowerCase();
+            if (!(name in hdrs)) hdrs[name] = lines[i].slice(c + 1).trim();
+          }
+          const conn = (hdrs.connection || '').toLowerCase();
+          head = {
+            status,
+            headers: hdrs,
+            willClose: conn.includes('close') || (m[1] === 'HTTP/1.0' && !conn.includes('keep-alive')),
+          };
+          if (method === 'HEAD' || status === 204 || status === 304) {
+            head.mode = 'length';
+            head.length = 0;
+          } else if ((hdrs['transfer-encoding'] || '').toLowerCase().includes('chunked')) {
+            head.mode = 'chunked';
+          } else if (hdrs['content-length'] !== undefined) {
+            head.mode = 'length';
+            head.length = Number(hdrs['content-length']);
+            if (!Number.isSafeInteger(head.length) || head.length < 0) {
+              throw protocolError('bad content-length');
+            }
+          } else {
+            head.mode = 'eof';
+            head.willClose = true;
+          }
+          return true;
+        }
+      };
+      // Returns true once the whole chunked body is in `chunks`.
+      const parseChunked = () => {
+        for (;;) {
+          const eol = buf.indexOf('\r\n');
+          if (eol < 0) return false;
+          const size = parseInt(buf.toString('latin1', 0, eol).split(';')[0].trim(), 16);
+          if (Number.isNaN(size)) throw protocolError('bad chunk size line');
+          if (size === 0) {
+            const end = buf.indexOf('\r\n\r\n', eol); // trailers, then blank line
+            if (end === eol) {
+              buf = buf.subarray(eol + 4);
+              return true;
+            }
+            if (end < 0) return false;
+            buf = buf.subarray(end + 4);
+            return true;
+          }
+          if (buf.length < eol + 2 + size + 2) return false;
+          chunks.push(buf.subarray(eol + 2, eol + 2 + size));
+          buf = buf.subarray(eol + 2 + size + 2);
+        }
+      };
+      const progress = () => {
+        if (!head && !parseHead()) return;
+        if (head.mode === 'length') {
+          if (chunks.length === 0 && got === 0 && buf.length >= head.length) {
+            done(Buffer.from(buf.subarray(0, head.length)));
+            return;
+          }
+          if (buf.length) {
+            chunks.push(buf);
+            got += buf.length;
+            buf = Buffer.alloc(0);
+          }
+          if (got >= head.length) done(Buffer.concat(chunks, got).subarray(0, head.length));
+        } else if (head.mode === 'chunked') {
+          if (parseChunked()) done(Buffer.concat(chunks));
+        } else if (buf.length) {
+          chunks.push(buf);
+          buf = Buffer.alloc(0);
+        }
+      };
+      this.pending = {
+        socket,
+        onData: (chunk) => {
+          buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
+          try {
+            progress();
+          } catch (err) {
+            fail(err);
+          }
+        },
+        onEnd: () => {
+          if (head && head.mode === 'eof') done(Buffer.concat(chunks));
+          else fail(protocolError('connection closed before the response was complete'));
+        },
+        onError: fail,
+      };
+      let req = `${method} ${urlPath} HTTP/1.1\r\nHost: ${this.address}\r\n`;
+      for (const [k, v] of Object.entries(headers)) req += `${k}: ${v}\r\n`;
+      req += '\r\n';
+      // One write: with TCP_NODELAY a separate body write would be its own packet.
+      socket.write(body === undefined ? req : Buffer.concat([Buffer.from(req, 'latin1'), Buffer.from(body)]));
     });
   }
 

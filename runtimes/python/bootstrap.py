@@ -22,16 +22,26 @@ What it does not do: response streaming, JSON log format
 SnapStart restore hooks, multi-concurrency mode, the X-Ray error-cause header.
 """
 
-import decimal
-import http.client
-import importlib
-import json
-import logging
+# Start-up cost matters here (it is part of every cold start), so only
+# modules that are already loaded by the interpreter's own start-up, or are
+# tiny C modules, are imported eagerly: no `socket` (pulls in enum, selectors,
+# collections), no `http.client` (email, ssl, ...), no `json`/`re`, no
+# `logging`. `logging` is configured when user code first imports it (see
+# _LoggingImportHook); `traceback`, `decimal`, `importlib` and `json` are only
+# imported on the paths that need them (errors, Decimal results, odd input).
 import os
-import socket
 import sys
 import time
-import traceback
+
+import _socket
+
+try:
+    from _json import encode_basestring as _c_encode_basestring
+    from _json import encode_basestring_ascii as _c_encode_basestring_ascii
+    from _json import make_encoder as _c_make_encoder
+    from _json import make_scanner as _c_make_scanner
+except ImportError:  # not CPython: use the json package (slower start-up)
+    _c_make_scanner = None
 
 API_PREFIX = "/2018-06-01/runtime"
 ERROR_LOG_LINE_TERMINATE = "\r"
@@ -68,8 +78,24 @@ class RuntimeApiError(Exception):
     pass
 
 
+class _ProtocolError(Exception):
+    """The server's answer was not parseable HTTP/1.1 (or the socket closed)."""
+
+
+_MAX_HEADER_BYTES = 65536
+
+
+class _Response(object):
+    __slots__ = ["status", "headers", "body", "will_close"]
+
+
 class RuntimeApiClient:
-    """Runtime API client over a single keep-alive connection.
+    """Minimal HTTP/1.1 client for the Runtime API over one keep-alive socket.
+
+    Built on the `_socket` C module because `http.client` costs ~20-50 ms of
+    imports at start-up. Supports exactly what the Runtime API needs:
+    request bodies with Content-Length (no `Expect`), responses with
+    Content-Length, chunked or close-delimited bodies, 1xx answers skipped.
 
     One connection because the server side is one sandbox's listener and the
     protocol is strictly sequential; reconnects once if the kept-alive socket
@@ -77,45 +103,188 @@ class RuntimeApiClient:
     """
 
     def __init__(self, address):
-        # HTTPConnection parses "host:port" (and "[v6]:port") itself.
         self.address = address
-        self.conn = None
+        host, _, port = address.rpartition(":")
+        if host.startswith("[") and host.endswith("]"):
+            host = host[1:-1]  # "[v6]:port"
+        self.host = host
+        self.port = port
+        self.sock = None
+        self.buf = b""
 
     def _connect(self):
-        # No timeout: GET /next is a long poll that may idle while frozen.
-        conn = http.client.HTTPConnection(self.address)
-        conn.connect()
         try:
-            conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError:
+            port = int(self.port)
+        except ValueError:
+            raise OSError("bad port in runtime api address {!r}".format(self.address))
+        host = self.host
+        try:
+            # A str host goes through the "idna" codec, whose import (re,
+            # stringprep, unicodedata) costs ~10 ms; ASCII bytes do not.
+            host = host.encode("ascii")
+        except UnicodeEncodeError:
             pass
-        return conn
-
-    def _close(self):
-        if self.conn is not None:
+        last_exc = None
+        for family, type_, proto, _, sockaddr in _socket.getaddrinfo(
+            host, port, 0, _socket.SOCK_STREAM
+        ):
+            sock = _socket.socket(family, type_, proto)
             try:
-                self.conn.close()
+                # No timeout: GET /next is a long poll that may idle while
+                # frozen (and user code may have set a global default timeout).
+                sock.settimeout(None)
+                sock.connect(sockaddr)
+            except OSError as e:
+                sock.close()
+                last_exc = e
+                continue
+            try:
+                sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
             except OSError:
                 pass
-            self.conn = None
+            return sock
+        raise last_exc or OSError("no address for {!r}".format(self.address))
+
+    def _close(self):
+        if self.sock is not None:
+            try:
+                self.sock.close()
+            except OSError:
+                pass
+            self.sock = None
+        self.buf = b""
+
+    def _fill(self):
+        chunk = self.sock.recv(262144)
+        if not chunk:
+            raise _ProtocolError("connection closed by the server")
+        self.buf += chunk
+
+    def _read_line(self):
+        while True:
+            i = self.buf.find(b"\r\n")
+            if i >= 0:
+                line = self.buf[:i]
+                self.buf = self.buf[i + 2 :]
+                return line
+            if len(self.buf) > _MAX_HEADER_BYTES:
+                raise _ProtocolError("header line too long")
+            self._fill()
+
+    def _read_exact(self, n):
+        if len(self.buf) >= n:
+            data = self.buf[:n]
+            self.buf = self.buf[n:]
+            return data
+        # Large bodies (up to 6 MB): receive straight into one buffer.
+        out = bytearray(n)
+        view = memoryview(out)
+        have = len(self.buf)
+        view[:have] = self.buf
+        self.buf = b""
+        while have < n:
+            got = self.sock.recv_into(view[have:])
+            if not got:
+                raise _ProtocolError("connection closed in the middle of a body")
+            have += got
+        return bytes(out)
+
+    def _read_head(self):
+        end = self.buf.find(b"\r\n\r\n")
+        while end < 0:
+            if len(self.buf) > _MAX_HEADER_BYTES:
+                raise _ProtocolError("response header too long")
+            self._fill()
+            end = self.buf.find(b"\r\n\r\n")
+        head = self.buf[:end].decode("iso-8859-1")
+        self.buf = self.buf[end + 4 :]
+        lines = head.split("\r\n")
+        parts = lines[0].split(None, 2)
+        if len(parts) < 2 or not parts[0].startswith("HTTP/"):
+            raise _ProtocolError("bad status line {!r}".format(lines[0][:100]))
+        try:
+            status = int(parts[1])
+        except ValueError:
+            raise _ProtocolError("bad status line {!r}".format(lines[0][:100]))
+        headers = {}
+        for line in lines[1:]:
+            name, sep, value = line.partition(":")
+            if not sep:
+                raise _ProtocolError("bad header line {!r}".format(line[:100]))
+            # First occurrence wins, as http.client's HTTPMessage.get().
+            headers.setdefault(name.strip().lower(), value.strip())
+        return parts[0], status, headers
+
+    def _read_response(self, method):
+        while True:
+            version, status, headers = self._read_head()
+            if status >= 200 or status == 101:
+                break  # 1xx (e.g. 100 Continue) are informational: skip
+        conn = headers.get("connection", "").lower()
+        will_close = "close" in conn or (version == "HTTP/1.0" and "keep-alive" not in conn)
+        if method == "HEAD" or status in (204, 304):
+            body = b""
+        elif "chunked" in headers.get("transfer-encoding", "").lower():
+            body = self._read_chunked()
+        elif "content-length" in headers:
+            try:
+                n = int(headers["content-length"])
+            except ValueError:
+                raise _ProtocolError("bad content-length")
+            body = self._read_exact(n)
+        else:
+            # Body delimited by the server closing the connection.
+            chunks = [self.buf]
+            self.buf = b""
+            while True:
+                chunk = self.sock.recv(262144)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+            body = b"".join(chunks)
+            will_close = True
+        resp = _Response()
+        resp.status, resp.headers, resp.body, resp.will_close = status, headers, body, will_close
+        return resp
+
+    def _read_chunked(self):
+        chunks = []
+        while True:
+            line = self._read_line()
+            try:
+                size = int(line.split(b";", 1)[0].strip(), 16)
+            except ValueError:
+                raise _ProtocolError("bad chunk size line")
+            if size == 0:
+                while self._read_line():  # trailers up to the blank line
+                    pass
+                return b"".join(chunks)
+            chunks.append(self._read_exact(size))
+            self._read_line()
 
     def request(self, method, path, body=None, headers=None):
-        headers = dict(headers or {})
         if body is not None and not isinstance(body, (bytes, bytearray)):
             body = body.encode("utf-8")
+        head = "{} {} HTTP/1.1\r\nHost: {}\r\n".format(method, path, self.address)
+        for k, v in (headers or {}).items():
+            head += "{}: {}\r\n".format(k, v)
+        if body is not None:
+            head += "Content-Length: {}\r\n".format(len(body))
+        data = head.encode("latin-1") + b"\r\n"
+        if body:
+            data += body
         last_exc = None
         for attempt in range(2):
-            fresh = self.conn is None
+            fresh = self.sock is None
             try:
                 if fresh:
-                    self.conn = self._connect()
-                self.conn.request(method, path, body=body, headers=headers)
-                resp = self.conn.getresponse()
-                data = resp.read()
+                    self.sock = self._connect()
+                self.sock.sendall(data)
+                resp = self._read_response(method)
                 if resp.will_close:
                     self._close()
-                return resp.status, resp.headers, data
-            except (http.client.HTTPException, OSError) as e:
+                return resp.status, resp.headers, resp.body
+            except (_ProtocolError, OSError) as e:
                 last_exc = e
                 self._close()
                 if fresh:
@@ -126,6 +295,7 @@ class RuntimeApiClient:
         )
 
     def next_invocation(self):
+        """Returns (headers with lower-case names, body bytes)."""
         status, headers, body = self.request("GET", API_PREFIX + "/invocation/next")
         if status != 200:
             raise RuntimeApiError(
@@ -172,36 +342,101 @@ class RuntimeApiClient:
 # --------------------------------------------------------------------------
 # Marshalling
 # --------------------------------------------------------------------------
+#
+# The `json` package costs ~10 ms of imports on a clean interpreter (mostly
+# `re`, for its whitespace/number regexes). Its actual work is done by the C
+# accelerator `_json`, so that is called directly, with the same arguments
+# json.JSONEncoder / json.JSONDecoder pass (unchanged from 3.11 to 3.13). Any
+# decoding failure falls back to `json.loads` itself, so error messages (and
+# the rare inputs the fast path does not take, e.g. UTF-16) are exactly json's.
+
+_JSON_WS = " \t\n\r"
+_JSON_CONSTANTS = {
+    "-Infinity": float("-inf"),
+    "Infinity": float("inf"),
+    "NaN": float("nan"),
+}
 
 
-class _Encoder(json.JSONEncoder):
-    def default(self, obj):
-        # boto3/DynamoDB hand out Decimals; awslambdaric (simplejson) writes
-        # them as JSON numbers, so do the closest stdlib equivalent.
-        if isinstance(obj, decimal.Decimal):
-            if obj.is_nan():
-                return float("nan")
-            if obj == obj.to_integral_value():
-                return int(obj)
-            return float(obj)
-        return super().default(obj)
+class _DecoderContext(object):
+    # The attributes _json.make_scanner reads (json.JSONDecoder's defaults).
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+    parse_constant = _JSON_CONSTANTS.__getitem__
+    memo = {}
 
 
-def _make_encoder():
-    # awslambdaric emits raw UTF-8 only on python3.12 (ensure_ascii=False).
-    if os.environ.get("AWS_EXECUTION_ENV") == "AWS_Lambda_python3.12":
-        return _Encoder(ensure_ascii=False)
-    return _Encoder()
+_SCAN = None
 
 
-_ENCODER = None
+def json_loads(data):
+    """json.loads(data) with json's defaults."""
+    global _SCAN
+    if _c_make_scanner is not None:
+        try:
+            s = data
+            if not isinstance(s, str):
+                # json.detect_encoding() picks UTF-8 when the first two bytes
+                # are ASCII and not NUL; leave anything else to json.
+                if not s or not 0 < s[0] < 0x80 or (len(s) > 1 and s[1] == 0):
+                    raise ValueError("not plain UTF-8")
+                s = bytes(s).decode("utf-8", "surrogatepass")
+            if _SCAN is None:
+                _SCAN = _c_make_scanner(_DecoderContext())
+            idx = len(s) - len(s.lstrip(_JSON_WS))
+            obj, end = _SCAN(s, idx)
+            if end != len(s) and s[end:].lstrip(_JSON_WS):
+                raise ValueError("extra data")
+            return obj
+        except Exception:
+            pass  # let json itself decide and word the error
+    import json
+
+    return json.loads(data)
+
+
+def _encode_default(obj):
+    # boto3/DynamoDB hand out Decimals; awslambdaric (simplejson) writes
+    # them as JSON numbers, so do the closest stdlib equivalent. A Decimal
+    # can only exist if the decimal module is loaded: import it only then.
+    decimal = sys.modules.get("decimal")
+    if decimal is not None and isinstance(obj, decimal.Decimal):
+        if obj.is_nan():
+            return float("nan")
+        if obj == obj.to_integral_value():
+            return int(obj)
+        return float(obj)
+    # Same message as json.JSONEncoder.default.
+    raise TypeError(
+        "Object of type {} is not JSON serializable".format(obj.__class__.__name__)
+    )
+
+
+_ENSURE_ASCII = None
 
 
 def to_json(obj):
-    global _ENCODER
-    if _ENCODER is None:
-        _ENCODER = _make_encoder()
-    return _ENCODER.encode(obj)
+    """json.JSONEncoder(ensure_ascii=...).encode(obj), plus Decimal support."""
+    global _ENSURE_ASCII
+    if _ENSURE_ASCII is None:
+        # awslambdaric emits raw UTF-8 only on python3.12 (ensure_ascii=False).
+        _ENSURE_ASCII = os.environ.get("AWS_EXECUTION_ENV") != "AWS_Lambda_python3.12"
+    if _c_make_scanner is None:
+        import json
+
+        return json.dumps(obj, default=_encode_default, ensure_ascii=_ENSURE_ASCII)
+    enc = _c_encode_basestring_ascii if _ENSURE_ASCII else _c_encode_basestring
+    if isinstance(obj, str):
+        return enc(obj)
+    # markers={} is check_circular=True; then default, string encoder,
+    # indent=None, key/item separators, sort_keys, skipkeys, allow_nan.
+    chunks = _c_make_encoder({}, _encode_default, enc, None, ": ", ", ", False, False, True)(
+        obj, 0
+    )
+    return "".join(chunks)
 
 
 def unmarshal_request(body, content_type):
@@ -209,7 +444,7 @@ def unmarshal_request(body, content_type):
     if content_type != "application/json":
         return body
     try:
-        return json.loads(body)
+        return json_loads(body)
     except Exception as e:
         raise FaultException(
             FaultException.UNMARSHAL_ERROR,
@@ -342,7 +577,7 @@ class LambdaContext(object):
 
 def _parse_json_header(value, name):
     try:
-        return json.loads(value)
+        return json_loads(value)
     except Exception as e:
         raise FaultException(
             FaultException.LAMBDA_CONTEXT_UNMARSHAL_ERROR,
@@ -351,8 +586,9 @@ def _parse_json_header(value, name):
 
 
 def create_lambda_context(headers, invoke_id):
-    client_context_json = headers.get("Lambda-Runtime-Client-Context")
-    cognito_json = headers.get("Lambda-Runtime-Cognito-Identity")
+    # headers: the /next answer's headers, names lower-cased.
+    client_context_json = headers.get("lambda-runtime-client-context")
+    cognito_json = headers.get("lambda-runtime-cognito-identity")
     client_context = None
     if client_context_json:
         client_context = _parse_json_header(client_context_json, "Client Context")
@@ -360,7 +596,7 @@ def create_lambda_context(headers, invoke_id):
     if cognito_json:
         cognito_identity = _parse_json_header(cognito_json, "Cognito Identity")
     try:
-        deadline = int(headers.get("Lambda-Runtime-Deadline-Ms") or 0)
+        deadline = int(headers.get("lambda-runtime-deadline-ms") or 0)
     except ValueError:
         deadline = 0
     return LambdaContext(
@@ -368,8 +604,8 @@ def create_lambda_context(headers, invoke_id):
         client_context,
         cognito_identity,
         deadline,
-        headers.get("Lambda-Runtime-Invoked-Function-Arn"),
-        headers.get("Lambda-Runtime-Aws-Tenant-Id"),
+        headers.get("lambda-runtime-invoked-function-arn"),
+        headers.get("lambda-runtime-aws-tenant-id"),
     )
 
 
@@ -388,6 +624,8 @@ def make_error(error_message, error_type, stack_trace, invoke_id=None):
 
 
 def _user_frames(tb):
+    import traceback  # error path only: ~10 ms of imports on a clean interpreter
+
     # Drop the leading runtime frames so the trace starts in user code.
     frames = traceback.extract_tb(tb)
     for i, frame in enumerate(frames):
@@ -397,6 +635,8 @@ def _user_frames(tb):
 
 
 def build_fault_result(exc_info, invoke_id=None):
+    import traceback
+
     etype, value, tb = exc_info
     return make_error(
         str(value),
@@ -443,6 +683,19 @@ def log_error(error_result):
 # --------------------------------------------------------------------------
 
 
+def _import_module(name):
+    """importlib.import_module(name) without importing importlib."""
+    if name.startswith("."):
+        # Relative name: let importlib raise exactly what it raises.
+        import importlib
+
+        return importlib.import_module(name)
+    # For an absolute name __import__ runs the same machinery and returns
+    # the top-level package; the module itself is then in sys.modules.
+    __import__(name)
+    return sys.modules[name]
+
+
 def get_handler(handler):
     try:
         modname, fname = handler.rsplit(".", 1)
@@ -458,7 +711,7 @@ def get_handler(handler):
                 FaultException.BUILT_IN_MODULE_CONFLICT,
                 "Cannot use built-in module {} as a handler module".format(modname),
             )
-        module = importlib.import_module(modname.replace("/", "."))
+        module = _import_module(modname.replace("/", "."))
     except ImportError as e:
         raise FaultException(
             FaultException.IMPORT_MODULE_ERROR,
@@ -505,26 +758,34 @@ class Unbuffered(object):
         self.stream.flush()
 
 
-class LambdaLoggerHandler(logging.Handler):
-    def emit(self, record):
-        try:
-            msg = self.format(record)
-            if msg.endswith("\n"):
-                msg = msg[:-1]
-            # One record per line for the line-based collector (multi-line
-            # messages such as logger.exception keep their lines joined by \r).
-            sys.stdout.write(msg.replace("\n", "\r") + "\n")
-        except Exception:
-            self.handleError(record)
+_LOGGING_CONFIGURED = False
+_LOGGING_HOOK = None
 
 
-class LambdaLoggerFilter(logging.Filter):
-    def filter(self, record):
-        record.aws_request_id = _GLOBAL_AWS_REQUEST_ID or ""
-        return True
+def setup_logging(logging):
+    """Give the root logger the AWS text format (awslambdaric does the same)."""
+    global _LOGGING_CONFIGURED
+    if _LOGGING_CONFIGURED:
+        return
+    _LOGGING_CONFIGURED = True
 
+    class LambdaLoggerHandler(logging.Handler):
+        def emit(self, record):
+            try:
+                msg = self.format(record)
+                if msg.endswith("\n"):
+                    msg = msg[:-1]
+                # One record per line for the line-based collector (multi-line
+                # messages such as logger.exception keep their lines joined by \r).
+                sys.stdout.write(msg.replace("\n", "\r") + "\n")
+            except Exception:
+                self.handleError(record)
 
-def setup_logging():
+    class LambdaLoggerFilter(logging.Filter):
+        def filter(self, record):
+            record.aws_request_id = _GLOBAL_AWS_REQUEST_ID or ""
+            return True
+
     logging.Formatter.converter = time.gmtime
     logger = logging.getLogger()
     handler = LambdaLoggerHandler()
@@ -539,6 +800,85 @@ def setup_logging():
     level = (os.environ.get("AWS_LAMBDA_LOG_LEVEL") or "").upper()
     if level in ("DEBUG", "INFO", "WARNING", "WARN", "ERROR", "CRITICAL", "FATAL"):
         logger.setLevel({"WARN": "WARNING", "FATAL": "CRITICAL"}.get(level, level))
+
+
+class _PostImportLoader(object):
+    """Wraps logging's loader: runs setup_logging right after it executed."""
+
+    def __init__(self, loader):
+        self.loader = loader
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module):
+        # Put the real loader back first so that nothing later sees the wrapper.
+        module.__loader__ = self.loader
+        if getattr(module, "__spec__", None) is not None:
+            module.__spec__.loader = self.loader
+        self.loader.exec_module(module)
+        setup_logging(module)
+
+    def __getattr__(self, attr):
+        return getattr(self.loader, attr)
+
+
+class _LoggingImportHook(object):
+    """A sys.meta_path finder that configures logging when it is first imported.
+
+    `logging` costs ~14 ms of imports on a clean interpreter and many handlers
+    never use it, so it is not imported at start-up. Instead, whenever anything
+    (the handler module at import time, a library, or the handler during an
+    invoke) first imports `logging`, the root logger gets the AWS format right
+    after the module has executed, before the importer can use it. So what
+    user code sees is the same as with awslambdaric, which configures the
+    root logger before it imports the handler: formatted lines at import time
+    and in the handler, `logging.basicConfig()` a no-op, and so on.
+    """
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "logging":
+            return None
+        self.remove()
+        spec = None
+        for finder in list(sys.meta_path):
+            find_spec = getattr(finder, "find_spec", None)
+            if find_spec is None:
+                continue
+            spec = find_spec(name, path, target)
+            if spec is not None:
+                break
+        if spec is None:
+            return None
+        if getattr(spec.loader, "exec_module", None) is None:
+            return spec  # unusual loader: fall back to set-up at first invoke
+        spec.loader = _PostImportLoader(spec.loader)
+        return spec
+
+    def remove(self):
+        try:
+            sys.meta_path.remove(self)
+        except ValueError:
+            pass
+
+
+def install_logging_setup():
+    """Configure logging now if it is loaded already, else when it is imported."""
+    global _LOGGING_HOOK
+    if "logging" in sys.modules:
+        setup_logging(sys.modules["logging"])
+        return
+    _LOGGING_HOOK = _LoggingImportHook()
+    sys.meta_path.insert(0, _LOGGING_HOOK)
+
+
+def ensure_logging_setup():
+    """Safety net: logging got imported without passing through the hook
+    (e.g. another meta_path finder placed before it took the import)."""
+    if not _LOGGING_CONFIGURED and "logging" in sys.modules:
+        if _LOGGING_HOOK is not None:
+            _LOGGING_HOOK.remove()
+        setup_logging(sys.modules["logging"])
 
 
 def setup_sys_path(task_root):
@@ -567,11 +907,11 @@ def update_xray_env(trace_id):
 
 
 def handle_event_request(client, request_handler, headers, body):
-    invoke_id = headers.get("Lambda-Runtime-Aws-Request-Id", "")
+    invoke_id = headers.get("lambda-runtime-aws-request-id", "")
     error_result = None
     try:
         lambda_context = create_lambda_context(headers, invoke_id)
-        event = unmarshal_request(body, headers.get("Content-Type"))
+        event = unmarshal_request(body, headers.get("content-type"))
         response = request_handler(event, lambda_context)
         result, content_type = marshal_response(response)
     except FaultException as e:
@@ -602,7 +942,7 @@ def main():
     setup_sys_path(task_root)
 
     try:
-        setup_logging()
+        install_logging_setup()
         request_handler = get_handler(handler_name)
     except FaultException as e:
         error_result = make_error(e.msg, e.exception_type, e.trace)
@@ -625,8 +965,9 @@ def main():
         except RuntimeApiError as e:
             sys.stderr.write("hearth-runtime: {}\n".format(e))
             sys.exit(1)
-        _GLOBAL_AWS_REQUEST_ID = headers.get("Lambda-Runtime-Aws-Request-Id")
-        update_xray_env(headers.get("Lambda-Runtime-Trace-Id"))
+        _GLOBAL_AWS_REQUEST_ID = headers.get("lambda-runtime-aws-request-id")
+        update_xray_env(headers.get("lambda-runtime-trace-id"))
+        ensure_logging_setup()
         try:
             handle_event_request(client, request_handler, headers, body)
         except RuntimeApiError as e:

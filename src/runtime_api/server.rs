@@ -20,7 +20,6 @@ use mio::event::Event;
 use mio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use mio::{Interest, Registry, Token};
 
-use crate::http::parser::{HttpError, RequestHead, RequestParser, Step};
 use super::instance::{
     response_mode_error, response_mode_ok, stream_error, ConnRef, Instance, NextOutcome, Outcome,
     Upload,
@@ -28,6 +27,7 @@ use super::instance::{
 use super::reply::{self, ApiError, MAX_ERROR_BODY, MAX_RESPONSE_BODY};
 use super::routes::{route, RuntimeAction};
 use super::{InstanceId, Invocation, RuntimeApiError, RuntimeEvent};
+use crate::http::parser::{HttpError, RequestHead, RequestParser, Step};
 
 /// Tokens per server.
 const TOKEN_SPAN: u64 = 1 << 32;
