@@ -15,6 +15,7 @@ pub mod runtime_api;
 pub mod sandbox;
 
 pub mod cli;
+pub mod config;
 pub mod control;
 pub mod exit;
 pub mod invoke_cli;

@@ -4,3 +4,4 @@
 
 pub mod errors;
 pub mod routes;
+pub mod sigv4;
