@@ -256,11 +256,11 @@ impl CodeStore {
             fs::read_dir(dir).map_err(|e| CodeError::io("cannot read code store", dir, e))?;
         for entry in entries {
             let entry = entry.map_err(|e| CodeError::io("cannot read code store", dir, e))?;
-            if entry
-                .file_name()
-                .as_bytes()
-                .starts_with(TMP_PREFIX.as_bytes())
-            {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            // Another process may be unpacking into its temporary directory right now:
+            // only the leftovers of importers that are gone are removed.
+            if name.starts_with(TMP_PREFIX) && !tmp_owner_alive(&name) {
                 let path = entry.path();
                 fs::remove_dir_all(&path)
                     .map_err(|e| CodeError::io("cannot remove leftover", &path, e))?;
@@ -795,6 +795,17 @@ fn hex(bytes: &[u8]) -> String {
 fn base64(bytes: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// Whether the process that made the temporary directory `.tmp-<sha>-<pid>-<n>` still
+/// runs (a reused pid keeps a leftover until a later `open`, which is harmless).
+fn tmp_owner_alive(name: &str) -> bool {
+    let mut parts = name.rsplit('-');
+    let _seq = parts.next();
+    match parts.next().and_then(|p| p.parse::<u32>().ok()) {
+        Some(pid) => Path::new("/proc").join(pid.to_string()).exists(),
+        None => false,
+    }
 }
 
 #[cfg(test)]
@@ -1360,10 +1371,17 @@ mod tests {
     #[test]
     fn open_removes_leftover_temp_dirs() {
         let (_tmp, store) = store();
-        let left = store.root().join(".tmp-abc-1-0");
+        // Above the largest pid_max: its owner is gone for sure.
+        let left = store.root().join(".tmp-abc-4194399-0");
         fs::create_dir_all(left.join("x")).unwrap();
+        // A live importer's (this process's) directory is left alone.
+        let live = store
+            .root()
+            .join(format!(".tmp-abc-{}-0", std::process::id()));
+        fs::create_dir_all(&live).unwrap();
         CodeStore::open(store.root()).unwrap();
         assert!(!left.exists());
+        assert!(live.exists());
     }
 
     #[test]

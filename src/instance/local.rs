@@ -23,6 +23,8 @@ const PIDFD_TOKEN: Token = Token(2);
 const CHANNEL_TOKEN: Token = Token(3);
 /// The Runtime API server's tokens start here.
 const SERVER_TOKENS: usize = 1 << 20;
+/// Zero-timeout polls for the requests of a runtime that just exited.
+const DRAIN_ROUNDS: usize = 16;
 
 /// Runs one invocation of `cfg` in a fresh instance and tears it down. Function failures
 /// are outcomes; only Hearth's own failures are errors.
@@ -78,9 +80,29 @@ impl<'h> LocalInstance<'h> {
     }
 
     /// Runs one invocation: on the live instance if there is one (warm), else on a new
-    /// one (cold, with Init Duration).
+    /// one (cold, with Init Duration). If a warm runtime dies before it ever receives the
+    /// event, the event runs on a fresh instance instead.
     pub fn invoke(&mut self, req: &InvokeRequest) -> Result<InvokeResult, InstanceError> {
+        if let Some(result) = self.attempt(req)? {
+            return Ok(result);
+        }
+        match self.attempt(req)? {
+            Some(result) => Ok(result),
+            None => Err(InstanceError::Setup(
+                "the runtime exited twice before receiving the event".to_string(),
+            )),
+        }
+    }
+
+    /// One try of [`LocalInstance::invoke`]; `None`: the runtime died before receiving
+    /// the event (its instance is gone; try again).
+    fn attempt(&mut self, req: &InvokeRequest) -> Result<Option<InvokeResult>, InstanceError> {
         let request_id = env::uuid_v4();
+        // A warm instance whose runtime exited while idle cannot take the event: the
+        // invocation starts a fresh one instead of failing for something it never saw.
+        if self.inst.as_mut().is_some_and(|i| i.has_exited()) {
+            self.retire()?;
+        }
         if self.inst.is_none() {
             // Sandbox names must be unique per live sandbox; the first keeps the name the
             // caller registered with its cleanup keeper.
@@ -105,7 +127,7 @@ impl<'h> LocalInstance<'h> {
             )? {
                 Some(i) => self.inst = Some(i),
                 None => {
-                    return Ok(InvokeResult {
+                    return Ok(Some(InvokeResult {
                         outcome: Outcome::FunctionError {
                             payload: runtime::invalid_entrypoint_payload(&request_id).into_bytes(),
                             error_type: Some(runtime::INVALID_ENTRYPOINT.to_string()),
@@ -116,7 +138,7 @@ impl<'h> LocalInstance<'h> {
                         duration: Duration::ZERO,
                         max_memory_used_mb: None,
                         log_stream: PathBuf::new(),
-                    })
+                    }))
                 }
             }
         }
@@ -129,29 +151,38 @@ impl<'h> LocalInstance<'h> {
             req.clone(),
         )?;
         let mut out = Vec::new();
+        let mut logs_pending = false;
         let ended = loop {
             if let Some(ended) = inst.take_ended() {
                 break ended;
             }
-            let timeout = inst
-                .deadline()
-                .map(|d| d.saturating_duration_since(Instant::now()));
+            // Output left unread (a flooding function) is read between events, never
+            // instead of them: the deadline still holds.
+            let timeout = if logs_pending {
+                Some(Duration::ZERO)
+            } else {
+                inst.deadline()
+                    .map(|d| d.saturating_duration_since(Instant::now()))
+            };
             match self.poll.poll(&mut self.events, timeout) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(InstanceError::Poll(e)),
             }
+            let mut sandbox_event = false;
+            let mut read_logs = logs_pending;
             for ev in self.events.iter() {
                 match ev.token() {
-                    LOG_TOKEN => {
-                        inst.read_logs();
-                    }
-                    PIDFD_TOKEN | CHANNEL_TOKEN => inst.on_sandbox_event(self.host),
+                    LOG_TOKEN => read_logs = true,
+                    PIDFD_TOKEN | CHANNEL_TOKEN => sandbox_event = true,
                     t if self.server.owns(t) => {
                         self.server.handle_event(self.poll.registry(), ev, &mut out)
                     }
                     _ => {}
                 }
+            }
+            if read_logs {
+                logs_pending = inst.read_logs();
             }
             for event in out.drain(..) {
                 inst.on_runtime_event(
@@ -162,12 +193,53 @@ impl<'h> LocalInstance<'h> {
                     event,
                 )?;
             }
+            if sandbox_event && inst.has_exited() {
+                // A runtime may post its result and exit at once: take every request it
+                // sent before deciding that it died without answering.
+                for _ in 0..DRAIN_ROUNDS {
+                    match self.poll.poll(&mut self.events, Some(Duration::ZERO)) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => return Err(InstanceError::Poll(e)),
+                    }
+                    let mut server_events = false;
+                    for ev in self.events.iter() {
+                        if self.server.owns(ev.token()) {
+                            server_events = true;
+                            self.server.handle_event(self.poll.registry(), ev, &mut out);
+                        }
+                    }
+                    for event in out.drain(..) {
+                        inst.on_runtime_event(
+                            &mut self.server,
+                            self.poll.registry(),
+                            self.host,
+                            &self.cfg,
+                            event,
+                        )?;
+                    }
+                    if !server_events {
+                        break;
+                    }
+                }
+                inst.on_exit(self.host);
+            }
             inst.check_deadline(Instant::now());
         };
         if ended.instance_survives() {
-            return Ok(inst.complete(self.host, &self.cfg, ended));
+            return Ok(Some(inst.complete(self.host, &self.cfg, ended)));
         }
         let inst = self.inst.take().expect("instance is live");
+        if ended.kind.undelivered {
+            inst.teardown(
+                self.host,
+                &mut self.server,
+                self.poll.registry(),
+                &self.cfg,
+                None,
+            )?;
+            return Ok(None);
+        }
         let result = inst.teardown(
             self.host,
             &mut self.server,
@@ -175,7 +247,9 @@ impl<'h> LocalInstance<'h> {
             &self.cfg,
             Some(ended),
         )?;
-        Ok(result.expect("teardown with an ended invocation returns its result"))
+        Ok(Some(result.expect(
+            "teardown with an ended invocation returns its result",
+        )))
     }
 
     /// Tears down the live instance, if any.

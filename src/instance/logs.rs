@@ -149,7 +149,8 @@ impl LogStream {
     pub fn feed(&mut self, mut bytes: &[u8]) {
         while !bytes.is_empty() {
             let room = MAX_LINE - self.partial.len();
-            match bytes.iter().take(room).position(|&b| b == b'\n') {
+            // A newline right after a full line ends that line, not an empty next one.
+            match bytes.iter().take(room + 1).position(|&b| b == b'\n') {
                 Some(i) => {
                     self.partial.extend_from_slice(&bytes[..i]);
                     bytes = &bytes[i + 1..];
@@ -316,6 +317,19 @@ mod tests {
         }
         assert!(s.tail().len() <= TAIL_BYTES);
         assert!(s.tail().ends_with(b"line 9999\n"));
+    }
+
+    #[test]
+    fn a_line_of_exactly_max_line_bytes_is_one_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = LogStream::open(dir.path(), "s", 1 << 30).unwrap();
+        let mut line = vec![b'y'; MAX_LINE];
+        line.push(b'\n');
+        s.feed(&line);
+        s.feed(b"next\n");
+        let text = fs::read(s.path()).unwrap();
+        assert_eq!(text.len(), MAX_LINE + 1 + 5);
+        assert!(text.ends_with(b"y\nnext\n"));
     }
 
     #[test]

@@ -50,6 +50,8 @@ pub const INIT_CPU_MB: u64 = crate::sandbox::cgroup::MB_PER_CPU;
 pub const MAX_RESPONSE_BYTES: usize = 6_291_556;
 /// A log stream stops growing at this size.
 pub const MAX_LOG_STREAM_BYTES: u64 = 64 * 1024 * 1024;
+/// Function output read per [`Instance::read_logs`] call.
+pub const LOG_READ_BUDGET: usize = 256 * 1024;
 
 /// What a function instance runs: the parts of a function's configuration a sandbox needs.
 #[derive(Debug, Clone)]
@@ -191,6 +193,8 @@ struct Current {
     started: Option<Instant>,
     /// Until the hand-over the init limit, then the function's timeout.
     deadline: Instant,
+    /// The runtime has received the event (from a `/next`).
+    delivered: bool,
     ended: Option<(Outcome, EndKind)>,
 }
 
@@ -201,6 +205,9 @@ pub struct EndKind {
     pub exited: bool,
     pub init_error: bool,
     pub oversize: bool,
+    /// The runtime died before it ever received the event: the invocation can run on
+    /// a fresh instance instead (it has not started anywhere).
+    pub undelivered: bool,
 }
 
 /// A finished invocation taken from an instance ([`Instance::take_ended`]).
@@ -212,6 +219,8 @@ pub struct Ended {
     pub cold: bool,
     /// Whether the event reached the runtime.
     pub handed_over: bool,
+    /// Whether the runtime received it (so its START line is written).
+    pub delivered: bool,
     pub duration: Duration,
 }
 
@@ -389,6 +398,7 @@ impl Instance {
             request: Some(request),
             cold,
             started: None,
+            delivered: false,
             deadline: self.created + cfg.init_limit,
             ended: None,
         });
@@ -412,10 +422,15 @@ impl Instance {
         let Some(req) = cur.request.take() else {
             return Ok(());
         };
+        // A runtime parked on `/next` gets the event at once; otherwise the server queues
+        // it until the runtime comes back (see `on_runtime_event`, `Ready`).
+        if self.phase == Phase::Idle {
+            cur.delivered = true;
+            self.logs.begin_invocation();
+            self.logs
+                .platform(&logs::start_line(&cur.request_id, &self.version));
+        }
         self.phase = Phase::Invoking;
-        self.logs.begin_invocation();
-        self.logs
-            .platform(&logs::start_line(&cur.request_id, &self.version));
         let now = Instant::now();
         cur.started = Some(now);
         cur.deadline = now + cfg.timeout;
@@ -504,12 +519,22 @@ impl Instance {
                     host.end_cpu_boost(&mut self.sandbox)?;
                 }
                 self.phase = Phase::Idle;
-                let waiting = self
-                    .current
-                    .as_ref()
-                    .is_some_and(|c| c.request.is_some() && c.ended.is_none());
+                let pending = self.current.as_ref().filter(|c| c.ended.is_none());
+                let (waiting, queued) = match pending {
+                    Some(c) => (c.request.is_some(), c.started.is_some() && !c.delivered),
+                    None => (false, false),
+                };
                 if waiting {
                     self.hand_over(server, registry, cfg)?;
+                } else if queued {
+                    // The server answers this `/next` with the event it queued.
+                    if let Some(cur) = self.current.as_mut() {
+                        cur.delivered = true;
+                        self.logs.begin_invocation();
+                        self.logs
+                            .platform(&logs::start_line(&cur.request_id, &self.version));
+                    }
+                    self.phase = Phase::Invoking;
                 }
             }
             RuntimeEvent::Response {
@@ -558,13 +583,12 @@ impl Instance {
         Ok(())
     }
 
-    /// The sandbox's pidfd or init channel is readable: takes init's reports; if the
-    /// runtime is gone, the assigned invocation fails with the matching Lambda error.
-    pub fn on_sandbox_event(&mut self, host: &SandboxHost) {
-        if !self.sandbox.poll_reports() {
-            return;
-        }
-        self.exited = true;
+    /// Once [`Instance::has_exited`] says init is gone — and after the caller has taken
+    /// every Runtime API request the runtime sent before it exited (a runtime may post its
+    /// response and exit at once) — fails the assigned invocation, if any, with the
+    /// matching Lambda error: `Runtime.InvalidEntrypoint`, `Runtime.OutOfMemory`, or
+    /// `Runtime.ExitError`.
+    pub fn on_exit(&mut self, host: &SandboxHost) {
         let Some(request_id) = self
             .current
             .as_ref()
@@ -573,8 +597,13 @@ impl Instance {
         else {
             return;
         };
+        let undelivered = self
+            .current
+            .as_ref()
+            .is_some_and(|c| !c.delivered && !self.phase_is_init());
         let kind = EndKind {
             exited: true,
+            undelivered,
             ..EndKind::default()
         };
         if let Some(Failure::Exec { .. }) = self.sandbox.failure {
@@ -616,6 +645,7 @@ impl Instance {
             kind,
             cold: cur.cold,
             handed_over: cur.started.is_some(),
+            delivered: cur.delivered,
             duration: cur.started.map(|s| s.elapsed()).unwrap_or_default(),
         })
     }
@@ -643,7 +673,7 @@ impl Instance {
                     .then_some(cfg.timeout.as_millis() as u64),
             },
         ));
-        if ended.kind.timed_out && ended.handed_over {
+        if ended.kind.timed_out && ended.delivered {
             logs.platform(&format!(
                 "{} {id} Task timed out after {:.2} seconds",
                 env::iso8601_utc(SystemTime::now()),
@@ -717,7 +747,7 @@ impl Instance {
                 .ok()
                 .and_then(|t| t.stats.memory_peak_bytes)
                 .map(|b| b.div_ceil(1024 * 1024));
-            if !ended.handed_over {
+            if !ended.delivered {
                 // The invocation never started: Lambda still logs its platform lines.
                 logs.begin_invocation();
                 logs.platform(&logs::start_line(&ended.request_id, &version));
@@ -738,18 +768,37 @@ impl Instance {
         Ok(result)
     }
 
-    /// Reads whatever the function printed, without blocking; returns false at end of file.
+    /// Reads what the function printed, without blocking, at most [`LOG_READ_BUDGET`]
+    /// bytes per call so that a function flooding its output cannot hold the event loop
+    /// (and its deadlines) up. Returns whether more may be waiting: the pipe is
+    /// edge-triggered, so the caller must call again before waiting for events.
     pub fn read_logs(&mut self) -> bool {
         let mut buf = [0u8; 64 * 1024];
-        let mut file = std::fs::File::from(self.log_pipe.try_clone().expect("dup log pipe"));
-        loop {
-            match file.read(&mut buf) {
+        let mut read = 0;
+        while read < LOG_READ_BUDGET {
+            match nix::unistd::read(self.log_pipe.as_raw_fd(), &mut buf) {
                 Ok(0) => return false,
-                Ok(n) => self.logs.feed(&buf[..n]),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => return true,
+                Ok(n) => {
+                    self.logs.feed(&buf[..n]);
+                    read += n;
+                }
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(_) => return false,
             }
         }
+        true
+    }
+
+    fn phase_is_init(&self) -> bool {
+        self.phase == Phase::Init
+    }
+
+    /// Whether init has exited (reads its pending reports first).
+    pub fn has_exited(&mut self) -> bool {
+        if !self.exited && self.sandbox.poll_reports() {
+            self.exited = true;
+        }
+        self.exited
     }
 }
 
@@ -762,8 +811,8 @@ fn platform_error(error_type: &str, message: &str) -> Outcome {
     }
 }
 
-/// The `errorType` a runtime posted: the header if it has the `(Runtime|Function).X` form,
-/// else the body's `errorType`.
+/// The `errorType` a runtime posted: the body's `errorType` (the only reliable place:
+/// Python and Node send no header, Rust sends `unhandled`), else the header.
 fn posted_error_type(header: Option<&str>, body: &[u8]) -> Option<String> {
     let from_body = serde_json::from_slice::<serde_json::Value>(body)
         .ok()

@@ -342,9 +342,14 @@ impl SandboxHost {
         };
         if spec.runtime_api {
             // Init sends the listeners as its first message, right after `lo` is up; a
-            // set-up failure before that arrives instead and is left for `wait`.
-            if let Ok(Some((msg, fds))) = sync::recv_message_fds(sb.channel.as_fd()) {
-                sb.handle(msg, fds);
+            // set-up failure before that arrives instead and is left for `wait`. Init's
+            // steps up to there never block, so the bound is only a guard.
+            let mut fds = [PollFd::new(sb.channel.as_fd(), PollFlags::POLLIN)];
+            let ready = matches!(poll(&mut fds, PollTimeout::from(10_000u16)), Ok(n) if n > 0);
+            if ready {
+                if let Ok(Some((msg, fds))) = sync::recv_message_fds(sb.channel.as_fd()) {
+                    sb.handle(msg, fds);
+                }
             }
         }
         Ok(sb)

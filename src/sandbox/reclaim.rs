@@ -8,7 +8,8 @@
 //! small process forked before the sandbox is created, holding the read end of a pipe.
 //! When the owner finishes normally it says so and the keeper exits; when the pipe reaches
 //! end of file without that word, the owner died, and the keeper removes the sandbox's
-//! cgroup (killing anything left in it) and scratch volume, then exits. The sandbox's
+//! cgroup (killing anything left in it) and scratch volume — and those of the owner's
+//! later sandboxes named `<name>-<n>` — then exits. The sandbox's
 //! processes die on their own (parent-death signal → pid namespace teardown), its mounts
 //! with its mount namespace.
 
@@ -125,10 +126,26 @@ fn keeper_main(host: &SandboxHost, name: &str, pipe: RawFd) -> ! {
     }
     // The owner died without finishing: its sandbox init died with it (parent-death
     // signal); remove the cgroup (killing anything left) and the scratch volume.
-    let _ = host.cgroups.remove_by_name(name);
-    let _ = host.scratch.remove_stale(name);
+    // The owner may have started more sandboxes under `<name>-<n>` (a runner that
+    // replaces a dead instance): those are its too.
+    let mut names = host.cgroups.list().unwrap_or_default();
+    names.extend(host.scratch.list());
+    names.sort();
+    names.dedup();
+    let prefix = format!("{name}-");
+    for n in names
+        .iter()
+        .filter(|n| *n == name || n.strip_prefix(&prefix).is_some_and(is_number))
+    {
+        let _ = host.cgroups.remove_by_name(n);
+        let _ = host.scratch.remove_stale(n);
+    }
     let _ = host.cgroups.remove_parent_if_empty();
     process::exit_now(0)
+}
+
+fn is_number(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
 }
 
 #[cfg(test)]
