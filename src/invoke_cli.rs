@@ -240,7 +240,7 @@ pub fn invoke(args: InvokeArgs) -> u8 {
     let code_dir = if meta.is_dir() {
         args.code.clone()
     } else {
-        let store = match CodeStore::open(&paths.state_dir.join("code")) {
+        let store = match CodeStore::open(&paths.state_dir.join("local-code")) {
             Ok(s) => s,
             Err(e) => return fail(e),
         };
