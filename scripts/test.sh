@@ -37,6 +37,8 @@ command -v losetup >/dev/null || need+=(util-linux)
 [ -x /usr/bin/node ] || need+=(nodejs)
 command -v curl >/dev/null || need+=(curl)
 command -v setfattr >/dev/null || need+=(attr)
+# boto3 and the aws CLI for the daemon tests live in a venv of the system Python.
+/usr/bin/python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 if [ "${#need[@]}" -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
@@ -51,6 +53,13 @@ triple=$(rustc -vV | sed -n 's/^host: //p')
 RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --bin hearth-probe --bin hearth-echo --target "$triple"
 export HEARTH_PROBE="$PWD/target/$triple/release/hearth-probe"
 export HEARTH_ECHO="$PWD/target/$triple/release/hearth-echo"
+
+step "boto3 and the aws CLI in a venv (target/venv)"
+if [ ! -x target/venv/bin/python ] || ! target/venv/bin/python -c 'import boto3, awscli' 2>/dev/null; then
+  /usr/bin/python3 -m venv target/venv
+  target/venv/bin/pip install --quiet --disable-pip-version-check boto3 awscli
+fi
+export HEARTH_BOTO3_PYTHON="$PWD/target/venv/bin/python"
 
 step "real AWS runtime clients as fixtures (scripts/build-clients.sh)"
 scripts/build-clients.sh

@@ -33,6 +33,9 @@ pub enum Command {
     Run(RunArgs),
     /// Invoke a function once: with --local, in a fresh sandbox of this process.
     Invoke(crate::invoke_cli::InvokeArgs),
+    /// Run the daemon: the AWS-compatible Lambda API on a Unix socket (and optionally TCP
+    /// with SigV4), functions in a durable registry, invocations in warm sandboxes.
+    Serve(ServeArgs),
     /// Remove leftovers of crashed runs, then Hearth's idle infrastructure (scratch
     /// templates, staging directory, cgroup parent) if no sandbox is running.
     Gc,
@@ -172,6 +175,7 @@ pub fn main(cli: Cli) -> u8 {
     match cli.command {
         Command::Run(args) => run(args),
         Command::Invoke(args) => crate::invoke_cli::invoke(args),
+        Command::Serve(args) => serve(args),
         Command::Gc => gc(),
     }
 }
@@ -369,6 +373,59 @@ fn write_timings(path: &std::path::Path, steps: &[(&str, f64)]) {
         .and_then(|mut f| writeln!(f, "{line}"));
     if let Err(e) = written {
         eprintln!("hearth: writing timings to {}: {e}", path.display());
+    }
+}
+
+/// Options of `hearth serve` (each overrides the configuration file and environment).
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// A TOML configuration file (see README, "Configuration").
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Persistent state: the registry, code, logs, scratch images.
+    #[arg(long = "state-dir", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Runtime files: the control socket `hearth.sock`, the staging directory.
+    #[arg(long = "run-dir", value_name = "DIR")]
+    pub run_dir: Option<PathBuf>,
+    /// Also listen on TCP (every request must be SigV4-signed with a configured key).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Option<std::net::SocketAddr>,
+}
+
+/// `hearth serve`.
+pub fn serve(args: ServeArgs) -> u8 {
+    if let Err(code) = require_root("serve") {
+        return code;
+    }
+    let overrides = crate::config::ConfigOverrides {
+        state_dir: args.state_dir.clone(),
+        run_dir: args.run_dir.clone(),
+        listen: args.listen,
+        ..Default::default()
+    };
+    let cfg = match crate::config::Config::load(args.config.as_deref(), &overrides) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("hearth: {e}");
+            return ExitCode::Usage as u8;
+        }
+    };
+    eprintln!(
+        "hearth serve: effective configuration:\n{}",
+        cfg.effective_summary()
+    );
+    let daemon = match crate::daemon::Daemon::start(cfg) {
+        Ok(d) => d,
+        Err(e) => return fail(e),
+    };
+    eprintln!(
+        "hearth serve: listening on {}",
+        daemon.socket_path().display()
+    );
+    match daemon.run() {
+        Ok(()) => 0,
+        Err(e) => fail(e),
     }
 }
 

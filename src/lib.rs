@@ -22,6 +22,7 @@ pub mod sandbox;
 // Shared pieces and front ends.
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod exit;
 pub mod function;
 pub mod http;

@@ -4,7 +4,7 @@
 #
 # usage: scripts/vm/v2-leg.sh [--timeout SECONDS] [TEST...]
 #   TEST: names of integration test files (tests/NAME.rs); default: isolation limits
-#   cleanup cli transport invoke clients.
+#   cleanup cli transport invoke clients daemon.
 #   The library's unit tests whose names contain "cgroup" always run too.
 # env:  HEARTH_PROBE  the static probe (built here as scripts/test.sh does when unset);
 #       every HEARTH_*, RUST_* and CARGO_* variable reaches the tests in the guest.
@@ -60,7 +60,7 @@ if [[ ${1:-} == --timeout ]]; then
     shift 2
 fi
 tests=("$@")
-[[ ${#tests[@]} -gt 0 ]] || tests=(isolation limits cleanup cli transport invoke clients)
+[[ ${#tests[@]} -gt 0 ]] || tests=(isolation limits cleanup cli transport invoke clients daemon)
 
 if [[ -z ${HEARTH_PROBE:-} ]]; then
     triple=$(rustc -vV | sed -n 's/^host: //p')

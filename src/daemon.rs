@@ -1,0 +1,1037 @@
+//! `hearth serve`: the root daemon. Start-up (configuration, the registry and its lock,
+//! cgroup detection and seccomp compilation through `SandboxHost`, the listeners), the
+//! one mio event loop, and shutdown.
+//!
+//! The loop holds every socket, pidfd and pipe: the control API's listeners and
+//! connections (Unix socket without signature; TCP with SigV4), the Runtime API server,
+//! and each function instance's log pipe, pidfd and init channel. Each has its own token
+//! range ([`tokens`]). Control requests other than Invoke are answered at once (a
+//! registry call); an Invoke is handed to an instance of the function's version — an idle
+//! one, or a new one — and answered when the instance reports the outcome.
+//!
+//! Limits and what is not done yet (issue 4 continues, issue 5 builds the pool): sandbox
+//! creation runs on the loop (~5 ms of blocking work per cold start); idle instances are
+//! kept warm without freezing and without an idle timeout; asynchronous (`Event`)
+//! invocations are accepted with 202 and run, but are not durable; at most
+//! [`MAX_CONNECTIONS`] control connections; request bodies up to [`MAX_BODY`].
+
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use mio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+
+use crate::config::Config;
+use crate::control::errors::{ControlError, ThrottleReason};
+use crate::control::routes::{self, Route};
+use crate::control::sigv4;
+use crate::http::parser::{RequestHead, RequestParser, Step};
+use crate::instance::{Instance, InstanceConfig, InvokeRequest, Outcome};
+use crate::registry::{Account, FunctionConfig, Registry};
+use crate::runtime_api::RuntimeApiServer;
+use crate::sandbox::{HostPaths, RootSource, SandboxHost};
+
+/// Control connections served at once; more are accepted and closed.
+pub const MAX_CONNECTIONS: usize = 1024;
+/// Largest control request body: a 50 MB zip in base64 inside JSON.
+pub const MAX_BODY: usize = 75 * 1024 * 1024;
+/// Largest synchronous Invoke payload (Lambda's 6 MB).
+pub const MAX_INVOKE_PAYLOAD: usize = 6_291_456;
+/// How long in-flight invocations may run on after SIGTERM.
+pub const DRAIN_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Token ranges of the loop.
+pub mod tokens {
+    use mio::Token;
+    pub const UNIX_LISTENER: Token = Token(0);
+    pub const TCP_LISTENER: Token = Token(1);
+    pub const SIGNALS: Token = Token(2);
+    /// Control connections: `CONN_BASE + n`.
+    pub const CONN_BASE: usize = 1 << 10;
+    /// Instance slot `s`: `SLOT_BASE + 3 s + {0 log pipe, 1 pidfd, 2 init channel}`.
+    pub const SLOT_BASE: usize = 1 << 24;
+    /// The Runtime API server's range.
+    pub const SERVER_BASE: usize = 1 << 40;
+}
+
+/// Start-up failures (each is reported and ends `hearth serve`).
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Registry(#[from] crate::registry::RegistryError),
+    #[error(transparent)]
+    Sandbox(#[from] crate::sandbox::SandboxError),
+    #[error("{what}: {source}")]
+    Io { what: String, source: io::Error },
+}
+
+fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> DaemonError {
+    let what = what.into();
+    move |source| DaemonError::Io { what, source }
+}
+
+/// A client connection to the control API.
+#[derive(Debug)]
+enum Stream {
+    Unix(UnixStream),
+    Tcp(TcpStream),
+}
+
+impl Stream {
+    fn source(&mut self) -> &mut dyn mio::event::Source {
+        match self {
+            Stream::Unix(s) => s,
+            Stream::Tcp(s) => s,
+        }
+    }
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Unix(s) => s.read(buf),
+            Stream::Tcp(s) => s.read(buf),
+        }
+    }
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Unix(s) => s.write(buf),
+            Stream::Tcp(s) => s.write(buf),
+        }
+    }
+}
+
+struct StreamReader<'a>(&'a mut Stream);
+impl Read for StreamReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+#[derive(Debug)]
+struct Conn {
+    stream: Stream,
+    tcp: bool,
+    parser: RequestParser,
+    head: Option<RequestHead>,
+    too_large: bool,
+    out: Vec<u8>,
+    /// Waiting for an invocation's outcome: no further request is read.
+    waiting: bool,
+    close_after_write: bool,
+    closed: bool,
+}
+
+/// What an instance is doing for whom.
+#[derive(Debug)]
+struct Slot {
+    inst: Instance,
+    cfg: InstanceConfig,
+    key: FnKey,
+    /// The connection waiting for the current invocation (`None`: asynchronous).
+    waiter: Option<Waiter>,
+    busy: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Waiter {
+    conn: usize,
+    tail: bool,
+}
+
+/// A function version's identity for reuse: name, version, and the revision (a changed
+/// configuration or code never reaches an instance of the old one).
+type FnKey = (String, String, String);
+
+/// The running daemon.
+#[derive(Debug)]
+pub struct Daemon {
+    cfg: Config,
+    host: SandboxHost,
+    registry: Registry,
+    poll: Poll,
+    unix: UnixListener,
+    tcp: Option<TcpListener>,
+    signals: SignalFd,
+    conns: HashMap<usize, Conn>,
+    next_conn: usize,
+    server: RuntimeApiServer,
+    slots: HashMap<usize, Slot>,
+    next_slot: usize,
+    socket_path: PathBuf,
+    runtimes_dir: PathBuf,
+    draining: Option<Instant>,
+    keys: Vec<sigv4::Credentials>,
+}
+
+impl Daemon {
+    /// Opens everything `hearth serve` needs; refuses to start if another daemon holds
+    /// the state directory.
+    pub fn start(cfg: Config) -> Result<Daemon, DaemonError> {
+        let account = Account {
+            region: cfg.region.clone(),
+            account_id: cfg.account_id.clone(),
+        };
+        let registry = Registry::open(&cfg.state_dir, account)?;
+        let paths = HostPaths {
+            state_dir: cfg.state_dir.clone(),
+            run_dir: cfg.run_dir.clone(),
+            cgroup_parent: cfg.cgroup_parent.clone(),
+            ..HostPaths::from_env()
+        };
+        let host = SandboxHost::open(&paths)?;
+        host.sweep();
+        let runtimes_dir = crate::function::managed::install(&cfg.state_dir.join("runtimes"))
+            .map_err(|e| DaemonError::Io {
+                what: e.to_string(),
+                source: io::Error::other("install"),
+            })?;
+
+        // SIGTERM/SIGINT through a signalfd on the loop (drain, then exit).
+        let mut mask = SigSet::empty();
+        mask.add(Signal::SIGTERM);
+        mask.add(Signal::SIGINT);
+        mask.thread_block()
+            .map_err(|e| io_err("blocking signals")(io::Error::from(e)))?;
+        let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+            .map_err(|e| io_err("signalfd")(io::Error::from(e)))?;
+
+        let poll = Poll::new().map_err(io_err("creating the event loop"))?;
+        std::fs::create_dir_all(&cfg.run_dir)
+            .map_err(io_err(format!("creating {}", cfg.run_dir.display())))?;
+        let socket_path = cfg.run_dir.join("hearth.sock");
+        // The registry lock proves no other daemon uses this state: a socket file left
+        // by a crashed one can go.
+        let _ = std::fs::remove_file(&socket_path);
+        let mut unix = UnixListener::bind(&socket_path)
+            .map_err(io_err(format!("listening on {}", socket_path.display())))?;
+        let mode = if cfg.socket_group.is_some() {
+            0o660
+        } else {
+            0o600
+        };
+        std::fs::set_permissions(&socket_path, std::fs::Permissions::from_mode(mode))
+            .map_err(io_err(format!("chmod {}", socket_path.display())))?;
+        if let Some(group) = &cfg.socket_group {
+            let gid = nix::unistd::Group::from_name(group)
+                .ok()
+                .flatten()
+                .ok_or_else(|| DaemonError::Io {
+                    what: format!("socket_group {group:?}"),
+                    source: io::Error::new(io::ErrorKind::NotFound, "no such group"),
+                })?
+                .gid;
+            nix::unistd::chown(&socket_path, None, Some(gid))
+                .map_err(|e| io_err(format!("chown {}", socket_path.display()))(e.into()))?;
+        }
+        poll.registry()
+            .register(&mut unix, tokens::UNIX_LISTENER, Interest::READABLE)
+            .map_err(io_err("registering the socket"))?;
+        let tcp = match cfg.listen {
+            None => None,
+            Some(addr) => {
+                let mut l =
+                    TcpListener::bind(addr).map_err(io_err(format!("listening on {addr}")))?;
+                poll.registry()
+                    .register(&mut l, tokens::TCP_LISTENER, Interest::READABLE)
+                    .map_err(io_err("registering the TCP listener"))?;
+                Some(l)
+            }
+        };
+        poll.registry()
+            .register(
+                &mut SourceFd(&signals.as_raw_fd()),
+                tokens::SIGNALS,
+                Interest::READABLE,
+            )
+            .map_err(io_err("registering the signalfd"))?;
+        let keys = cfg
+            .access_keys
+            .iter()
+            .map(|k| sigv4::Credentials {
+                access_key_id: k.access_key_id.clone(),
+                secret_access_key: k.secret_access_key.clone(),
+            })
+            .collect();
+        Ok(Daemon {
+            cfg,
+            host,
+            registry,
+            poll,
+            unix,
+            tcp,
+            signals,
+            conns: HashMap::new(),
+            next_conn: 0,
+            server: RuntimeApiServer::new(tokens::SERVER_BASE),
+            slots: HashMap::new(),
+            next_slot: 0,
+            socket_path,
+            runtimes_dir,
+            draining: None,
+            keys,
+        })
+    }
+
+    /// The control socket's path.
+    pub fn socket_path(&self) -> &std::path::Path {
+        &self.socket_path
+    }
+
+    /// Runs the loop until SIGTERM/SIGINT has drained it; then removes every instance.
+    pub fn run(mut self) -> Result<(), DaemonError> {
+        notify_ready();
+        let mut events = Events::with_capacity(256);
+        let mut rt_events = Vec::new();
+        loop {
+            if let Some(since) = self.draining {
+                let busy = self.slots.values().any(|s| s.busy);
+                if !busy || since.elapsed() >= DRAIN_DEADLINE {
+                    break;
+                }
+            }
+            let timeout = self
+                .slots
+                .values()
+                .filter_map(|s| s.inst.deadline())
+                .min()
+                .map(|d| d.saturating_duration_since(Instant::now()))
+                .map(|d| d.min(Duration::from_secs(1)))
+                .or(Some(Duration::from_secs(1)));
+            match self.poll.poll(&mut events, timeout) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(io_err("polling")(e)),
+            }
+            let mut exited_slots = Vec::new();
+            for ev in events.iter() {
+                let t = ev.token();
+                match t {
+                    tokens::UNIX_LISTENER => self.accept_unix(),
+                    tokens::TCP_LISTENER => self.accept_tcp(),
+                    tokens::SIGNALS => {
+                        while let Ok(Some(_)) = self.signals.read_signal() {
+                            if self.draining.is_none() {
+                                eprintln!("hearth serve: draining (SIGTERM/SIGINT)");
+                                self.draining = Some(Instant::now());
+                                let _ = self.poll.registry().deregister(&mut self.unix);
+                                if let Some(tcp) = &mut self.tcp {
+                                    let _ = self.poll.registry().deregister(tcp);
+                                }
+                            }
+                        }
+                    }
+                    Token(n) if self.server.owns(t) => {
+                        let _ = n;
+                        self.server
+                            .handle_event(self.poll.registry(), ev, &mut rt_events)
+                    }
+                    Token(n) if n >= tokens::SLOT_BASE => {
+                        let slot = (n - tokens::SLOT_BASE) / 3;
+                        match (n - tokens::SLOT_BASE) % 3 {
+                            0 => {
+                                if let Some(s) = self.slots.get_mut(&slot) {
+                                    while s.inst.read_logs() {}
+                                }
+                            }
+                            _ => exited_slots.push(slot),
+                        }
+                    }
+                    Token(n) if n >= tokens::CONN_BASE => {
+                        self.on_conn_event(n - tokens::CONN_BASE, ev.is_writable())
+                    }
+                    _ => {}
+                }
+            }
+            for event in rt_events.drain(..) {
+                let id = runtime_event_instance(&event);
+                if let Some((_, s)) = self.slots.iter_mut().find(|(_, s)| s.inst.api == id) {
+                    if let Err(e) = s.inst.on_runtime_event(
+                        &mut self.server,
+                        self.poll.registry(),
+                        &self.host,
+                        &s.cfg,
+                        event,
+                    ) {
+                        eprintln!("hearth serve: instance of {}: {e}", s.cfg.function_name);
+                    }
+                }
+            }
+            for slot in exited_slots {
+                if let Some(s) = self.slots.get_mut(&slot) {
+                    if s.inst.has_exited() {
+                        s.inst.on_exit(&self.host);
+                    }
+                }
+            }
+            let now = Instant::now();
+            for s in self.slots.values_mut() {
+                s.inst.check_deadline(now);
+            }
+            self.complete_invocations();
+            self.reap_dead_idle();
+        }
+        self.shutdown();
+        Ok(())
+    }
+
+    fn accept_unix(&mut self) {
+        loop {
+            match self.unix.accept() {
+                Ok((s, _)) => self.add_conn(Stream::Unix(s), false),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(_) => return,
+            }
+        }
+    }
+
+    fn accept_tcp(&mut self) {
+        loop {
+            let Some(l) = &self.tcp else { return };
+            match l.accept() {
+                Ok((s, _)) => {
+                    let _ = s.set_nodelay(true);
+                    self.add_conn(Stream::Tcp(s), true)
+                }
+                Err(_) => return,
+            }
+        }
+    }
+
+    fn add_conn(&mut self, mut stream: Stream, tcp: bool) {
+        if self.conns.len() >= MAX_CONNECTIONS {
+            return;
+        }
+        let id = self.next_conn;
+        self.next_conn += 1;
+        let token = Token(tokens::CONN_BASE + id);
+        if self
+            .poll
+            .registry()
+            .register(
+                stream.source(),
+                token,
+                Interest::READABLE | Interest::WRITABLE,
+            )
+            .is_err()
+        {
+            return;
+        }
+        self.conns.insert(
+            id,
+            Conn {
+                stream,
+                tcp,
+                parser: RequestParser::new(),
+                head: None,
+                too_large: false,
+                out: Vec::new(),
+                waiting: false,
+                close_after_write: false,
+                closed: false,
+            },
+        );
+        self.on_conn_event(id, false);
+    }
+
+    fn on_conn_event(&mut self, id: usize, _writable: bool) {
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        flush(conn);
+        if conn.closed {
+            self.drop_conn(id);
+            return;
+        }
+        // Read while the parser wants input and no invocation is pending.
+        loop {
+            let Some(conn) = self.conns.get_mut(&id) else {
+                return;
+            };
+            if conn.waiting || conn.close_after_write {
+                break;
+            }
+            if conn.parser.wants_input() {
+                match conn.parser.read_from(&mut StreamReader(&mut conn.stream)) {
+                    Ok(0) => {
+                        conn.closed = true;
+                    }
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(_) => conn.closed = true,
+                }
+            }
+            let step = conn.parser.step();
+            match step {
+                Step::NeedMore => {
+                    if conn.closed {
+                        self.drop_conn(id);
+                        return;
+                    }
+                    break;
+                }
+                Step::Head(head) => {
+                    if head.expect_continue {
+                        conn.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+                    }
+                    conn.parser.keep_body(MAX_BODY, head.content_length);
+                    conn.head = Some(head);
+                    conn.too_large = false;
+                }
+                Step::BodyTooLarge => conn.too_large = true,
+                Step::Done { .. } => {
+                    let head = conn.head.take();
+                    let body = conn.parser.take_body();
+                    let too_large = conn.too_large;
+                    if let Some(head) = head {
+                        if !head.keep_alive {
+                            conn.close_after_write = true;
+                        }
+                        self.on_request(id, head, body, too_large);
+                    }
+                }
+                Step::Error(e) => {
+                    let err =
+                        ControlError::InvalidRequestContent(format!("malformed HTTP request: {e}"));
+                    conn.close_after_write = true;
+                    write_error(conn, &err);
+                    break;
+                }
+            }
+        }
+        if let Some(conn) = self.conns.get_mut(&id) {
+            flush(conn);
+            if conn.closed || (conn.close_after_write && conn.out.is_empty()) {
+                self.drop_conn(id);
+            }
+        }
+    }
+
+    fn drop_conn(&mut self, id: usize) {
+        if let Some(mut conn) = self.conns.remove(&id) {
+            let _ = self.poll.registry().deregister(conn.stream.source());
+        }
+        for s in self.slots.values_mut() {
+            if s.waiter.as_ref().is_some_and(|w| w.conn == id) {
+                // The caller left; the invocation still runs to its end.
+                s.waiter = None;
+            }
+        }
+    }
+
+    fn on_request(&mut self, id: usize, head: RequestHead, body: Vec<u8>, too_large: bool) {
+        let (path, query) = head
+            .target
+            .split_once('?')
+            .map(|(p, q)| (p.to_string(), q.to_string()))
+            .unwrap_or((head.target.clone(), String::new()));
+        let result = (|| -> Result<Option<Response>, ControlError> {
+            if too_large {
+                return Err(ControlError::RequestTooLarge(format!(
+                    "Request must be smaller than {MAX_BODY} bytes"
+                )));
+            }
+            let tcp = self.conns.get(&id).is_some_and(|c| c.tcp);
+            if tcp {
+                self.verify_signature(&head, &path, &query, &body)?;
+            }
+            let route = routes::route(&head.method, &path)?;
+            let pairs = routes::parse_query(&query)?;
+            match route {
+                Route::Invoke(name) => self.invoke(id, &head, &name, &pairs, body),
+                Route::Metrics => Ok(Some(Response::text(self.metrics()))),
+                other => self.control(other, &pairs, &head, &body).map(Some),
+            }
+        })();
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        match result {
+            Ok(Some(resp)) => write_response(conn, &resp),
+            Ok(None) => conn.waiting = true,
+            Err(e) => write_error(conn, &e),
+        }
+    }
+
+    fn verify_signature(
+        &self,
+        head: &RequestHead,
+        path: &str,
+        query: &str,
+        body: &[u8],
+    ) -> Result<(), ControlError> {
+        let headers: Vec<(String, String)> = head
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), String::from_utf8_lossy(v).into_owned()))
+            .collect();
+        let req = sigv4::SignedRequest {
+            method: &head.method,
+            path,
+            query,
+            headers: &headers,
+            body,
+        };
+        sigv4::verify(&req, &self.keys, std::time::SystemTime::now())
+            .map(|_| ())
+            .map_err(|e| match e.aws_error_type() {
+                "UnrecognizedClientException" => ControlError::UnrecognizedClient,
+                "MissingAuthenticationTokenException" => {
+                    ControlError::MissingAuthenticationToken(e.aws_message())
+                }
+                _ => ControlError::InvalidSignature(e.aws_message()),
+            })
+    }
+
+    fn control(
+        &mut self,
+        route: Route,
+        query: &[(String, String)],
+        head: &RequestHead,
+        body: &[u8],
+    ) -> Result<Response, ControlError> {
+        let req = crate::control::handlers::ControlRequest {
+            route,
+            query: query.to_vec(),
+            headers: &head.headers,
+            body,
+        };
+        let resp = crate::control::handlers::handle(&req, &mut self.registry)?;
+        Ok(Response {
+            status: resp.status,
+            headers: resp.headers,
+            body: resp.body,
+        })
+    }
+
+    /// Starts an invocation; `Ok(None)`: answered later by [`Daemon::complete_invocations`].
+    fn invoke(
+        &mut self,
+        conn: usize,
+        head: &RequestHead,
+        raw_name: &str,
+        query: &[(String, String)],
+        body: Vec<u8>,
+    ) -> Result<Option<Response>, ControlError> {
+        let account = self.registry.account().clone();
+        let fref = routes::function_ref(raw_name, &account.region, &account.account_id)?;
+        let qualifier = routes::query_value(query, "Qualifier")
+            .map(str::to_string)
+            .or(fref.qualifier.clone());
+        let fcfg = self
+            .registry
+            .get_function(&fref.name, qualifier.as_deref())
+            .map_err(crate::control::handlers::registry_error)?;
+        let kind = head
+            .header("X-Amz-Invocation-Type")
+            .unwrap_or("RequestResponse");
+        let tail = head.header("X-Amz-Log-Type") == Some("Tail");
+        if body.len() > MAX_INVOKE_PAYLOAD {
+            return Err(ControlError::RequestTooLarge(format!(
+                "Request must be smaller than {MAX_INVOKE_PAYLOAD} bytes for the InvokeFunction operation"
+            )));
+        }
+        if !body.is_empty() && serde_json::from_slice::<serde_json::Value>(&body).is_err() {
+            return Err(ControlError::InvalidRequestContent(
+                "Could not parse request body into json: Unexpected character".into(),
+            ));
+        }
+        match kind {
+            "DryRun" => {
+                return Ok(Some(Response {
+                    status: 204,
+                    headers: vec![],
+                    body: vec![],
+                }))
+            }
+            "RequestResponse" | "Event" => {}
+            other => {
+                return Err(ControlError::InvalidParameterValue(format!(
+                    "1 validation error detected: Value '{other}' at 'invocationType' failed to satisfy constraint: Member must satisfy enum value set: [Event, RequestResponse, DryRun]"
+                )))
+            }
+        }
+        let client_context =
+            match head.header("X-Amz-Client-Context") {
+                None => None,
+                Some(b64) => Some(crate::invoke_cli::decode_client_context(b64).map_err(|e| {
+                    ControlError::InvalidParameterValue(format!("Client context {e}"))
+                })?),
+            };
+        self.admit(&fcfg)?;
+        let invoked_arn = Some(account.function_arn(&fref.name, qualifier.as_deref()));
+        let request = InvokeRequest {
+            payload: if body.is_empty() {
+                b"{}".to_vec()
+            } else {
+                body
+            },
+            client_context,
+            invoked_arn,
+        };
+        let slot = self.claim_instance(&fcfg)?;
+        let s = self.slots.get_mut(&slot).expect("claimed slot exists");
+        s.busy = true;
+        s.waiter = (kind == "RequestResponse").then_some(Waiter { conn, tail });
+        let request_id = crate::function::env::uuid_v4();
+        s.inst
+            .assign(
+                &mut self.server,
+                self.poll.registry(),
+                &s.cfg,
+                request_id.clone(),
+                request,
+            )
+            .map_err(|e| ControlError::Service(e.to_string()))?;
+        if kind == "Event" {
+            return Ok(Some(Response {
+                status: 202,
+                headers: vec![("x-amzn-RequestId".into(), request_id)],
+                body: vec![],
+            }));
+        }
+        Ok(None)
+    }
+
+    /// Concurrency admission: the function's reserved concurrency, then the account's.
+    fn admit(&self, f: &FunctionConfig) -> Result<(), ControlError> {
+        let busy_total = self.slots.values().filter(|s| s.busy).count();
+        if let Some(reserved) = f.reserved_concurrency {
+            let busy_fn = self
+                .slots
+                .values()
+                .filter(|s| s.busy && s.key.0 == f.name)
+                .count();
+            if busy_fn as u64 >= u64::from(reserved) {
+                return Err(ControlError::TooManyRequests {
+                    reason: ThrottleReason::ReservedFunctionConcurrentInvocationLimitExceeded,
+                    message: "Rate Exceeded.".into(),
+                });
+            }
+        }
+        if busy_total as u64 >= u64::from(self.cfg.account_concurrency) {
+            return Err(ControlError::TooManyRequests {
+                reason: ThrottleReason::ConcurrentInvocationLimitExceeded,
+                message: "Rate Exceeded.".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// An idle instance of exactly this function version, or a new one.
+    fn claim_instance(&mut self, f: &FunctionConfig) -> Result<usize, ControlError> {
+        let key: FnKey = (f.name.clone(), f.version.clone(), f.revision_id.clone());
+        let idle = self
+            .slots
+            .iter_mut()
+            .filter(|(_, s)| s.key == key && !s.busy && s.inst.is_free())
+            .map(|(id, s)| (*id, s.inst.has_exited()))
+            .collect::<Vec<_>>();
+        for (id, dead) in idle {
+            if !dead {
+                return Ok(id);
+            }
+            self.retire(id);
+        }
+        let cfg = InstanceConfig {
+            function_name: f.name.clone(),
+            version: f.version.clone(),
+            runtime: f.runtime,
+            handler: f.handler.clone(),
+            memory_mb: u64::from(f.memory_mb),
+            timeout: Duration::from_secs(u64::from(f.timeout_s)),
+            init_limit: crate::instance::INIT_LIMIT,
+            tmp_mb: u64::from(f.ephemeral_storage_mb),
+            env: f.env.clone(),
+            code_dir: f.code_dir.clone(),
+            root: RootSource::HostBinds,
+            region: self.cfg.region.clone(),
+            account_id: self.cfg.account_id.clone(),
+            logs_dir: self.cfg.state_dir.join("logs"),
+            runtimes_dir: self.runtimes_dir.clone(),
+        };
+        let slot = self.next_slot;
+        self.next_slot += 1;
+        let base = tokens::SLOT_BASE + 3 * slot;
+        let name = crate::sandbox::reclaim::sandbox_name("fn", Some(slot as u64));
+        let inst = Instance::start(
+            &self.host,
+            &name,
+            &cfg,
+            &mut self.server,
+            self.poll.registry(),
+            [Token(base), Token(base + 1), Token(base + 2)],
+            None,
+        )
+        .map_err(|e| ControlError::Service(format!("starting an instance: {e}")))?;
+        let Some(inst) = inst else {
+            // No bootstrap: Lambda reports it as the invocation's error; a slot-less
+            // outcome would need its own path, so refuse clearly instead.
+            return Err(ControlError::InvalidParameterValue(
+                "Couldn't find valid bootstrap(s): [/var/task/bootstrap /opt/bootstrap]".into(),
+            ));
+        };
+        self.slots.insert(
+            slot,
+            Slot {
+                inst,
+                cfg,
+                key,
+                waiter: None,
+                busy: false,
+            },
+        );
+        Ok(slot)
+    }
+
+    fn complete_invocations(&mut self) {
+        let ids: Vec<usize> = self.slots.keys().copied().collect();
+        for id in ids {
+            let Some(s) = self.slots.get_mut(&id) else {
+                continue;
+            };
+            let Some(ended) = s.inst.take_ended() else {
+                continue;
+            };
+            let waiter = s.waiter.take();
+            s.busy = false;
+            let version = s.cfg.version.clone();
+            let result = if ended.instance_survives() {
+                Some(s.inst.complete(&self.host, &s.cfg, ended))
+            } else {
+                let s = self.slots.remove(&id).expect("slot exists");
+                s.inst
+                    .teardown(
+                        &self.host,
+                        &mut self.server,
+                        self.poll.registry(),
+                        &s.cfg,
+                        Some(ended),
+                    )
+                    .ok()
+                    .flatten()
+            };
+            let (Some(w), Some(result)) = (waiter, result) else {
+                continue;
+            };
+            let Some(conn) = self.conns.get_mut(&w.conn) else {
+                continue;
+            };
+            conn.waiting = false;
+            let mut headers = vec![("X-Amz-Executed-Version".to_string(), version)];
+            if w.tail {
+                use base64::Engine;
+                headers.push((
+                    "X-Amz-Log-Result".into(),
+                    base64::engine::general_purpose::STANDARD.encode(&result.log_tail),
+                ));
+            }
+            let body = match result.outcome {
+                Outcome::Success { body, content_type } => {
+                    headers.push((
+                        "Content-Type".into(),
+                        content_type.unwrap_or_else(|| "application/json".into()),
+                    ));
+                    body
+                }
+                Outcome::FunctionError { payload, .. } => {
+                    headers.push(("X-Amz-Function-Error".into(), "Unhandled".into()));
+                    headers.push(("Content-Type".into(), "application/json".into()));
+                    payload
+                }
+            };
+            headers.push(("x-amzn-RequestId".into(), result.request_id));
+            write_response(
+                conn,
+                &Response {
+                    status: 200,
+                    headers,
+                    body,
+                },
+            );
+            let id = w.conn;
+            self.on_conn_event(id, true);
+        }
+    }
+
+    /// Idle instances whose runtime died are removed.
+    fn reap_dead_idle(&mut self) {
+        let dead: Vec<usize> = self
+            .slots
+            .iter_mut()
+            .filter_map(|(id, s)| {
+                (!s.busy && s.inst.is_free() && s.inst.has_exited()).then_some(*id)
+            })
+            .collect();
+        for id in dead {
+            self.retire(id);
+        }
+    }
+
+    fn retire(&mut self, id: usize) {
+        if let Some(s) = self.slots.remove(&id) {
+            let _ = s.inst.teardown(
+                &self.host,
+                &mut self.server,
+                self.poll.registry(),
+                &s.cfg,
+                None,
+            );
+        }
+    }
+
+    fn metrics(&self) -> String {
+        let busy = self.slots.values().filter(|s| s.busy).count();
+        let idle = self.slots.len() - busy;
+        format!(
+            "# TYPE faas_instances gauge\nfaas_instances{{state=\"busy\"}} {busy}\nfaas_instances{{state=\"idle\"}} {idle}\n"
+        )
+    }
+
+    fn shutdown(&mut self) {
+        let ids: Vec<usize> = self.slots.keys().copied().collect();
+        for id in ids {
+            self.retire(id);
+        }
+        let _ = self.host.cgroups.remove_parent_if_empty();
+        let _ = std::fs::remove_file(&self.socket_path);
+        eprintln!("hearth serve: stopped");
+    }
+}
+
+fn runtime_event_instance(e: &crate::runtime_api::RuntimeEvent) -> crate::runtime_api::InstanceId {
+    use crate::runtime_api::RuntimeEvent::*;
+    match e {
+        Ready { instance }
+        | Response { instance, .. }
+        | ResponseTooLarge { instance, .. }
+        | InvokeError { instance, .. }
+        | InitError { instance, .. } => *instance,
+    }
+}
+
+/// An answer to a control request.
+#[derive(Debug)]
+struct Response {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Response {
+    fn text(body: String) -> Response {
+        Response {
+            status: 200,
+            headers: vec![("Content-Type".into(), "text/plain; version=0.0.4".into())],
+            body: body.into_bytes(),
+        }
+    }
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        204 => "No Content",
+        400 => "Bad Request",
+        403 => "Forbidden",
+        404 => "Not Found",
+        409 => "Conflict",
+        412 => "Precondition Failed",
+        413 => "Payload Too Large",
+        415 => "Unsupported Media Type",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        _ => "Status",
+    }
+}
+
+fn write_response(conn: &mut Conn, r: &Response) {
+    let mut head = format!("HTTP/1.1 {} {}\r\n", r.status, reason(r.status));
+    let has_request_id = r
+        .headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("x-amzn-RequestId"));
+    for (k, v) in &r.headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if !has_request_id {
+        head.push_str(&format!(
+            "x-amzn-RequestId: {}\r\n",
+            crate::function::env::uuid_v4()
+        ));
+    }
+    head.push_str(&format!("Content-Length: {}\r\n", r.body.len()));
+    if conn.close_after_write {
+        head.push_str("Connection: close\r\n");
+    }
+    head.push_str("\r\n");
+    conn.out.extend_from_slice(head.as_bytes());
+    conn.out.extend_from_slice(&r.body);
+    flush(conn);
+}
+
+fn write_error(conn: &mut Conn, e: &ControlError) {
+    let (status, headers, body) = e.to_response();
+    write_response(
+        conn,
+        &Response {
+            status,
+            headers: headers
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+            body,
+        },
+    );
+}
+
+/// Writes what is pending without blocking.
+fn flush(conn: &mut Conn) {
+    while !conn.out.is_empty() {
+        match conn.stream.write(&conn.out) {
+            Ok(0) => {
+                conn.closed = true;
+                return;
+            }
+            Ok(n) => {
+                conn.out.drain(..n);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => {
+                conn.closed = true;
+                return;
+            }
+        }
+    }
+}
+
+/// Tells systemd (`Type=notify`) that the daemon is ready, when started by it.
+fn notify_ready() {
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let sock = match std::os::unix::net::UnixDatagram::unbound() {
+        Ok(s) => s,
+        Err(_) => return,
+    };
+    let bytes = path.as_encoded_bytes();
+    let res = if let Some(abstract_name) = bytes.strip_prefix(b"@") {
+        use std::os::linux::net::SocketAddrExt;
+        std::os::unix::net::SocketAddr::from_abstract_name(abstract_name)
+            .and_then(|a| sock.send_to_addr(b"READY=1", &a))
+    } else {
+        sock.send_to(b"READY=1", &path)
+    };
+    let _ = res;
+}

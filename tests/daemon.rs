@@ -1,0 +1,205 @@
+//! `hearth serve` end to end: the daemon on temporary state/run dirs and a loopback port,
+//! driven by boto3 (signed requests over TCP) and by raw requests on its Unix socket;
+//! a second daemon on the same state dir refused; SIGTERM drains and leaves nothing.
+//!
+//! Needs: root, `mkfs.ext4`, `/usr/bin/python3` (the example function), and a Python with
+//! boto3 in `$HEARTH_BOTO3_PYTHON` (scripts/test.sh makes a venv); without it the boto3
+//! test prints why and skips.
+#![allow(clippy::tests_outside_test_module)]
+
+mod common;
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{hearth_bin, skip_unless_root};
+
+const KEY_ID: &str = "AKIDHEARTHTEST";
+const SECRET: &str = "hearth-test-secret";
+
+/// A running daemon, stopped (SIGTERM) and its dirs removed on drop.
+struct Daemon {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl Daemon {
+    fn start() -> Daemon {
+        let dir = tempfile::Builder::new()
+            .prefix("hearth-test-daemon-")
+            .tempdir()
+            .unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let log = std::fs::File::create(dir.path().join("daemon.log")).unwrap();
+        let child = Command::new(hearth_bin())
+            .args(["serve", "--state-dir"])
+            .arg(dir.path().join("state"))
+            .arg("--run-dir")
+            .arg(dir.path().join("run"))
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .env("HEARTH_ACCESS_KEY_ID", KEY_ID)
+            .env("HEARTH_SECRET_ACCESS_KEY", SECRET)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let d = Daemon {
+            child: Some(child),
+            dir,
+            port,
+        };
+        let started = Instant::now();
+        while !d.socket().exists() || std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "daemon did not start: {}",
+                d.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        d
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.path().join("run/hearth.sock")
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
+    }
+
+    /// SIGTERM, then waits (bounded) for exit 0.
+    fn stop(&mut self) -> Option<i32> {
+        let mut child = self.child.take()?;
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let started = Instant::now();
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.code();
+            }
+            if started.elapsed() > Duration::from_secs(60) {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// One HTTP/1.1 request on the Unix socket; returns (status, body).
+fn unix_request(sock: &Path, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+    let mut s = UnixStream::connect(sock).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: hearth\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    s.write_all(body).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|x| x.1)
+        .unwrap_or("")
+        .to_string();
+    (status, body)
+}
+
+#[test]
+fn boto3_drives_the_daemon_and_sigterm_drains_it() {
+    if skip_unless_root() {
+        return;
+    }
+    let Some(python) = std::env::var_os("HEARTH_BOTO3_PYTHON") else {
+        println!("skipped: HEARTH_BOTO3_PYTHON is not set (scripts/test.sh makes a boto3 venv)");
+        return;
+    };
+    let mut d = Daemon::start();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(python)
+        .arg(root.join("tests/clients/boto3/scenario.py"))
+        .arg(format!("http://127.0.0.1:{}", d.port))
+        .arg(root.join("examples"))
+        .env("AWS_ACCESS_KEY_ID", KEY_ID)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET)
+        .env_remove("AWS_PROFILE")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "boto3 scenario failed:\n{stdout}\n{stderr}\n--- daemon log ---\n{}",
+        d.log()
+    );
+    assert!(stdout.contains("boto3 scenario: ok"));
+    assert_eq!(d.stop(), Some(0), "{}", d.log());
+    assert!(!d.socket().exists(), "socket left behind");
+}
+
+#[test]
+fn signatures_are_required_on_tcp_and_a_second_daemon_is_refused() {
+    if skip_unless_root() {
+        return;
+    }
+    let mut d = Daemon::start();
+    // Unsigned on TCP: refused with an AWS auth error.
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", d.port)).unwrap();
+    s.write_all(b"GET /2015-03-31/functions/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 403 "), "{reply}");
+    assert!(
+        reply.contains("MissingAuthenticationTokenException"),
+        "{reply}"
+    );
+    // The Unix socket needs no signature; an unknown function is a proper 404.
+    let (status, body) = unix_request(
+        &d.socket(),
+        "GET",
+        "/2015-03-31/functions/nope/configuration",
+        b"",
+    );
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("Function not found"), "{body}");
+    // A second daemon on the same state dir exits non-zero with a clear message.
+    let second = Command::new(hearth_bin())
+        .args(["serve", "--state-dir"])
+        .arg(d.dir.path().join("state"))
+        .arg("--run-dir")
+        .arg(d.dir.path().join("run2"))
+        .output()
+        .unwrap();
+    assert!(!second.status.success());
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(err.contains("lock") || err.contains("another"), "{err}");
+    assert_eq!(d.stop(), Some(0), "{}", d.log());
+}
