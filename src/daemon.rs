@@ -11,7 +11,7 @@
 //!
 //! Limits and what is not done yet (issue 4 continues, issue 5 builds the pool): sandbox
 //! creation runs on the loop (~5 ms of blocking work per cold start); idle instances are
-//! kept warm without freezing and without an idle timeout; asynchronous (`Event`)
+//! kept warm without freezing, until the configured idle timeout; asynchronous (`Event`)
 //! invocations are accepted with 202 and run, but are not durable; at most
 //! [`MAX_CONNECTIONS`] control connections; request bodies up to [`MAX_BODY`].
 
@@ -137,6 +137,8 @@ struct Slot {
     /// The connection waiting for the current invocation (`None`: asynchronous).
     waiter: Option<Waiter>,
     busy: bool,
+    /// Since when the instance has had nothing to do (for the idle timeout).
+    idle_since: Instant,
 }
 
 #[derive(Debug, Clone)]
@@ -508,7 +510,10 @@ impl Daemon {
         }
         if let Some(conn) = self.conns.get_mut(&id) {
             flush(conn);
-            if conn.closed || (conn.close_after_write && conn.out.is_empty()) {
+            // A `Connection: close` request is closed once its answer is out — not while
+            // its invocation is still running.
+            let answered = conn.close_after_write && conn.out.is_empty() && !conn.waiting;
+            if conn.closed || answered {
                 self.drop_conn(id);
             }
         }
@@ -786,6 +791,7 @@ impl Daemon {
                 key,
                 waiter: None,
                 busy: false,
+                idle_since: Instant::now(),
             },
         );
         Ok(slot)
@@ -802,6 +808,7 @@ impl Daemon {
             };
             let waiter = s.waiter.take();
             s.busy = false;
+            s.idle_since = Instant::now();
             let version = s.cfg.version.clone();
             let result = if ended.instance_survives() {
                 Some(s.inst.complete(&self.host, &s.cfg, ended))
@@ -861,13 +868,17 @@ impl Daemon {
         }
     }
 
-    /// Idle instances whose runtime died are removed.
+    /// Idle instances whose runtime died, or that have been idle longer than the
+    /// configured idle timeout, are removed.
     fn reap_dead_idle(&mut self) {
+        let idle_timeout = Duration::from_secs(self.cfg.idle_timeout_s);
         let dead: Vec<usize> = self
             .slots
             .iter_mut()
             .filter_map(|(id, s)| {
-                (!s.busy && s.inst.is_free() && s.inst.has_exited()).then_some(*id)
+                let idle = !s.busy && s.inst.is_free();
+                (idle && (s.inst.has_exited() || s.idle_since.elapsed() >= idle_timeout))
+                    .then_some(*id)
             })
             .collect();
         for id in dead {

@@ -29,6 +29,10 @@ struct Daemon {
 
 impl Daemon {
     fn start() -> Daemon {
+        Self::start_with(&[])
+    }
+
+    fn start_with(env: &[(&str, &str)]) -> Daemon {
         let dir = tempfile::Builder::new()
             .prefix("hearth-test-daemon-")
             .tempdir()
@@ -48,6 +52,7 @@ impl Daemon {
             .arg(format!("127.0.0.1:{port}"))
             .env("HEARTH_ACCESS_KEY_ID", KEY_ID)
             .env("HEARTH_SECRET_ACCESS_KEY", SECRET)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -201,5 +206,94 @@ fn signatures_are_required_on_tcp_and_a_second_daemon_is_refused() {
     assert!(!second.status.success());
     let err = String::from_utf8_lossy(&second.stderr);
     assert!(err.contains("lock") || err.contains("another"), "{err}");
+    assert_eq!(d.stop(), Some(0), "{}", d.log());
+}
+
+/// A function zip of `examples/python`, base64 for CreateFunction's `Code.ZipFile`.
+fn example_zip_b64() -> String {
+    use base64::Engine;
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/python/lambda_function.py");
+    let mut buf = std::io::Cursor::new(Vec::new());
+    {
+        let mut z = zip::ZipWriter::new(&mut buf);
+        z.start_file(
+            "lambda_function.py",
+            zip::write::SimpleFileOptions::default().unix_permissions(0o644),
+        )
+        .unwrap();
+        z.write_all(&std::fs::read(src).unwrap()).unwrap();
+        z.finish().unwrap();
+    }
+    base64::engine::general_purpose::STANDARD.encode(buf.into_inner())
+}
+
+#[test]
+fn idle_instances_expire_and_the_socket_is_root_only() {
+    if skip_unless_root() {
+        return;
+    }
+    // Let other users reach the socket's directory: only the socket's own mode may stop
+    // them.
+    let mut d = Daemon::start_with(&[("HEARTH_IDLE_TIMEOUT_S", "1")]);
+    use std::os::unix::fs::PermissionsExt;
+    for p in [d.dir.path().to_path_buf(), d.dir.path().join("run")] {
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let create = serde_json::json!({
+        "FunctionName": "idle-fn",
+        "Runtime": "python3.11",
+        "Role": "arn:aws:iam::000000000000:role/x",
+        "Handler": "lambda_function.lambda_handler",
+        "Code": {"ZipFile": example_zip_b64()},
+        "Timeout": 60,
+    });
+    let (status, body) = unix_request(
+        &d.socket(),
+        "POST",
+        "/2015-03-31/functions",
+        create.to_string().as_bytes(),
+    );
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = unix_request(
+        &d.socket(),
+        "POST",
+        "/2015-03-31/functions/idle-fn/invocations",
+        br#"{"name": "idle"}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("hello, idle"), "{body}");
+    let metrics = |d: &Daemon| unix_request(&d.socket(), "GET", "/metrics", b"").1;
+    assert!(
+        metrics(&d).contains("faas_instances{state=\"idle\"} 1"),
+        "{}",
+        metrics(&d)
+    );
+    // Expired after the 1 s idle timeout (the loop wakes at least once a second).
+    let started = Instant::now();
+    while !metrics(&d).contains("faas_instances{state=\"idle\"} 0") {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{}",
+            metrics(&d)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Another user cannot connect to the socket (mode 0600 without a socket group).
+    use std::os::unix::process::CommandExt;
+    let out = Command::new("/usr/bin/python3")
+        .args([
+            "-c",
+            "import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])",
+        ])
+        .arg(d.socket())
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("PermissionError"),
+        "{out:?}"
+    );
     assert_eq!(d.stop(), Some(0), "{}", d.log());
 }
