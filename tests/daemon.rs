@@ -37,6 +37,23 @@ impl Daemon {
             .prefix("hearth-test-daemon-")
             .tempdir()
             .unwrap();
+        Self::spawn(dir, env)
+    }
+
+    /// A daemon on the state and run dirs of an earlier one (its dirs stay owned by the
+    /// earlier guard).
+    fn start_in(dir: &Path) -> Daemon {
+        let shared = tempfile::Builder::new()
+            .prefix("hearth-test-daemon-again-")
+            .tempdir()
+            .unwrap();
+        for sub in ["state", "run"] {
+            std::os::unix::fs::symlink(dir.join(sub), shared.path().join(sub)).unwrap();
+        }
+        Self::spawn(shared, &[])
+    }
+
+    fn spawn(dir: tempfile::TempDir, env: &[(&str, &str)]) -> Daemon {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -296,4 +313,92 @@ fn idle_instances_expire_and_the_socket_is_root_only() {
         "{out:?}"
     );
     assert_eq!(d.stop(), Some(0), "{}", d.log());
+}
+
+#[test]
+fn sigkill_during_concurrent_creates_loses_no_acknowledged_function() {
+    if skip_unless_root() {
+        return;
+    }
+    let mut d = Daemon::start();
+    let zip = example_zip_b64();
+    let sock = d.socket();
+    // 50 clients create functions (then update their code) at once; each records what
+    // the daemon acknowledged.
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let mut clients = Vec::new();
+    for i in 0..50 {
+        let (tx, zip, sock) = (tx.clone(), zip.clone(), sock.clone());
+        clients.push(std::thread::spawn(move || {
+            let name = format!("crash-{i}");
+            let create = serde_json::json!({
+                "FunctionName": name,
+                "Runtime": "python3.11",
+                "Role": "arn:aws:iam::000000000000:role/x",
+                "Handler": "lambda_function.lambda_handler",
+                "Code": {"ZipFile": zip},
+            });
+            let Ok(mut s) = UnixStream::connect(&sock) else {
+                return;
+            };
+            let body = create.to_string();
+            let req = format!(
+                "POST /2015-03-31/functions HTTP/1.1\r\nHost: h\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            if s.write_all(req.as_bytes()).is_err() {
+                return;
+            }
+            let mut out = String::new();
+            let _ = s.read_to_string(&mut out);
+            if out.starts_with("HTTP/1.1 201 ") {
+                let _ = tx.send(name);
+            }
+        }));
+    }
+    drop(tx);
+    // Kill the daemon once some creations are acknowledged, others still in flight.
+    let mut acked = Vec::new();
+    while let Ok(name) = rx.recv_timeout(Duration::from_secs(60)) {
+        acked.push(name);
+        if acked.len() == 10 {
+            let pid = d.child.as_ref().unwrap().id() as i32;
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            let _ = d.child.take().unwrap().wait();
+        }
+    }
+    for c in clients {
+        let _ = c.join();
+    }
+    assert!(
+        acked.len() >= 10,
+        "only {} creations acknowledged",
+        acked.len()
+    );
+    // Restart on the same state: every acknowledged function is there, whole.
+    let mut again = Daemon::start_in(d.dir.path());
+    for name in &acked {
+        let (status, body) = unix_request(
+            &again.socket(),
+            "GET",
+            &format!("/2015-03-31/functions/{name}"),
+            b"",
+        );
+        assert_eq!(status, 200, "{name}: {body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["Configuration"]["FunctionName"], name.as_str());
+        assert!(v["Configuration"]["CodeSize"].as_u64().unwrap() > 0);
+    }
+    // And each can be invoked (its code tree is complete).
+    let (status, body) = unix_request(
+        &again.socket(),
+        "POST",
+        &format!("/2015-03-31/functions/{}/invocations", acked[0]),
+        b"{}",
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(again.stop(), Some(0), "{}", again.log());
 }
