@@ -10,6 +10,7 @@
 #
 # usage: scripts/bench.sh sandbox [--runs N] [--warmup N] [--json FILE]
 #        scripts/bench.sh invoke [--runs N] [--memory MB] [--json FILE]
+#        scripts/bench.sh api [--functions N] [--runs N] [--json FILE]
 # env:   HEARTH_BIN  hearth binary (default target/release/hearth; built with
 #                    `cargo build --release` when that default is missing)
 #        PYTHON      Python 3.11+ to run the driver (default /usr/bin/python3)
@@ -31,6 +32,10 @@ usage: scripts/bench.sh invoke [--runs N] [--memory MB] [--json FILE]
   Cold and warm `hearth invoke --local` of echo functions (static provided
   bootstrap, python3.11, nodejs20.x) beside `python3 -c pass` and `node -e 0`
   on the host, 500 runs each by default. Root only.
+usage: scripts/bench.sh api [--functions N] [--runs N] [--json FILE]
+  A private `hearth serve`: CreateFunction x1000, ListFunctions over all of
+  them, warm Invoke through the Unix socket and through SigV4-signed TCP
+  (boto3, from a venv made in target/venv). Root only.
 env: HEARTH_BIN  hearth binary (default target/release/hearth, built if missing)
      PYTHON      Python 3.11+ for the driver (default /usr/bin/python3)
 EOF
@@ -53,6 +58,24 @@ invoke)
     export HEARTH_ECHO=${HEARTH_ECHO:-${ROOT}/target/${triple}/release/hearth-echo}
     exec "${PYTHON:-/usr/bin/python3}" "${ROOT}/scripts/bench_invoke.py" "$@"
     ;;
+api)
+    shift
+    [[ ${EUID} -eq 0 ]] || die "must run as root (the daemon creates sandboxes)"
+    triple=$(rustc -vV | sed -n 's/^host: //p')
+    log "building hearth and the static echo bootstrap (cargo build --release)"
+    (cd "${ROOT}" && cargo build --release --bin hearth &&
+        RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --bin hearth-echo --target "${triple}") ||
+        die "cargo build --release failed"
+    venv=${ROOT}/target/venv
+    if ! "${venv}/bin/python" -c 'import boto3' 2>/dev/null; then
+        log "making ${venv} with boto3"
+        /usr/bin/python3 -m venv "${venv}" || die "could not make ${venv}"
+        "${venv}/bin/pip" install --quiet boto3 || die "could not install boto3 into ${venv}"
+    fi
+    export HEARTH_BIN=${HEARTH_BIN:-${ROOT}/target/release/hearth}
+    export HEARTH_ECHO=${HEARTH_ECHO:-${ROOT}/target/${triple}/release/hearth-echo}
+    exec "${venv}/bin/python" "${ROOT}/scripts/bench_api.py" "$@"
+    ;;
 -h | --help | "")
     usage
     [[ -n ${1:-} ]] && exit 0
@@ -60,7 +83,7 @@ invoke)
     ;;
 *)
     usage
-    die "unknown benchmark '$1' (known: sandbox, invoke)"
+    die "unknown benchmark '$1' (known: sandbox, invoke, api)"
     ;;
 esac
 for arg in "$@"; do

@@ -25,17 +25,22 @@ use crate::sandbox::{
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    #[command(flatten)]
+    pub lambda: crate::lambda_cli::LambdaGlobal,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run one command in a fresh, isolated and limited sandbox; exit with its status.
     Run(RunArgs),
-    /// Invoke a function once: with --local, in a fresh sandbox of this process.
+    /// Invoke a function through the daemon (like `aws lambda invoke`), or with --local
+    /// once in a fresh sandbox of this process.
     Invoke(crate::invoke_cli::InvokeArgs),
     /// Run the daemon: the AWS-compatible Lambda API on a Unix socket (and optionally TCP
     /// with SigV4), functions in a durable registry, invocations in warm sandboxes.
     Serve(ServeArgs),
+    #[command(flatten)]
+    Lambda(crate::lambda_cli::LambdaCommand),
     /// Remove leftovers of crashed runs, then Hearth's idle infrastructure (scratch
     /// templates, staging directory, cgroup parent) if no sandbox is running.
     Gc,
@@ -174,7 +179,8 @@ fn shorten_invalid_value(line: &str) -> Option<String> {
 pub fn main(cli: Cli) -> u8 {
     match cli.command {
         Command::Run(args) => run(args),
-        Command::Invoke(args) => crate::invoke_cli::invoke(args),
+        Command::Invoke(args) => crate::invoke_cli::invoke(args, &cli.lambda),
+        Command::Lambda(cmd) => crate::lambda_cli::run(cmd, &cli.lambda),
         Command::Serve(args) => serve(args),
         Command::Gc => gc(),
     }

@@ -1,5 +1,5 @@
-//! `hearth invoke --local`: one invocation of a function in a fresh sandbox, without a
-//! daemon — the response body on stdout, the invocation's log lines (the function's output
+//! `hearth invoke`: through the daemon like `aws lambda invoke` (see `lambda_cli`), or with
+//! `--local` one invocation of a function in a fresh sandbox, without a daemon — the response body on stdout, the invocation's log lines (the function's output
 //! between `START` and `REPORT`) on stderr, exit 0 on success and
 //! [`ExitCode::FunctionError`] with the `errorType` on a function error.
 //!
@@ -33,19 +33,35 @@ pub struct InvokeArgs {
     /// (the daemon arrives with `hearth serve`).
     #[arg(long)]
     pub local: bool,
-    /// The function's code: a directory, or a .zip file (≤ 50 MB, ≤ 250 MB unpacked).
+    /// (--local) The function's code: a directory, or a .zip file (≤ 50 MB, ≤ 250 MB
+    /// unpacked).
     #[arg(long, value_name = "DIR|ZIP")]
-    pub code: PathBuf,
-    /// provided, provided.al2, provided.al2023, python3.11, python3.12 or nodejs20.x.
+    pub code: Option<PathBuf>,
+    /// (--local) provided, provided.al2, provided.al2023, python3.11, python3.12 or
+    /// nodejs20.x.
     #[arg(long, value_name = "RUNTIME")]
-    pub runtime: String,
+    pub runtime: Option<String>,
     /// The handler (`module.function` for Python, `file.export` for Node); default
     /// `lambda_function.lambda_handler`, `index.handler`, or `bootstrap` for provided*.
     #[arg(long, value_name = "HANDLER")]
     pub handler: Option<String>,
-    /// The function's name (for its log group, ARN and environment).
-    #[arg(long = "function-name", value_name = "NAME", default_value = "local")]
-    pub function_name: String,
+    /// The function: through the daemon, the one to invoke (name, name:qualifier or ARN);
+    /// with --local, the name it runs under (its log group, ARN, environment; default
+    /// `local`).
+    #[arg(long = "function-name", value_name = "NAME")]
+    pub function_name: Option<String>,
+    /// (daemon) A version or alias.
+    #[arg(long, value_name = "QUALIFIER")]
+    pub qualifier: Option<String>,
+    /// (daemon) RequestResponse (default), Event or DryRun.
+    #[arg(long = "invocation-type", value_name = "TYPE")]
+    pub invocation_type: Option<crate::lambda_cli::InvocationType>,
+    /// (daemon) Tail: also print the last 4 KB of the invocation's log.
+    #[arg(long = "log-type", value_name = "TYPE")]
+    pub log_type: Option<crate::lambda_cli::LogType>,
+    /// (daemon) Where the response body goes; `-` for stdout.
+    #[arg(value_name = "OUTFILE")]
+    pub outfile: Option<String>,
     /// Memory in MB (128..=10240).
     #[arg(long, value_name = "MB", default_value_t = 128, value_parser = crate::cli::parse_memory)]
     pub memory: u64,
@@ -66,9 +82,9 @@ pub struct InvokeArgs {
     /// bytes); the function sees it decoded (`context.client_context`).
     #[arg(long = "client-context", value_name = "BASE64")]
     pub client_context: Option<String>,
-    /// The event: JSON text, or @FILE to read it from a file. Default `{}`.
-    #[arg(long, value_name = "JSON|@FILE", default_value = "{}")]
-    pub payload: String,
+    /// The event: JSON text, or @FILE / fileb://FILE to read it from a file. Default `{}`.
+    #[arg(long, value_name = "JSON|@FILE")]
+    pub payload: Option<String>,
     /// A complete root directory (see rootfs/build.sh) instead of the host's binds.
     #[arg(long, value_name = "DIR")]
     pub rootfs: Option<PathBuf>,
@@ -183,14 +199,52 @@ fn fail(msg: impl std::fmt::Display) -> u8 {
     ExitCode::HearthFailed as u8
 }
 
-/// `hearth invoke`.
-pub fn invoke(args: InvokeArgs) -> u8 {
-    if !args.local {
-        return usage(
-            "invoke needs --local for now (invoking through the daemon comes with `hearth serve`)",
-        );
+/// `hearth invoke` without `--local`: `aws lambda invoke` through the daemon.
+fn through_daemon(args: InvokeArgs, global: &crate::lambda_cli::LambdaGlobal) -> u8 {
+    if args.code.is_some() || args.runtime.is_some() {
+        return usage("--code and --runtime are for --local (a deployed function is invoked by --function-name)");
     }
-    let runtime: Runtime = match args.runtime.parse() {
+    let (Some(function_name), Some(outfile)) = (args.function_name, args.outfile) else {
+        return usage("invoke needs --function-name NAME and an OUTFILE (or --local; see --help)");
+    };
+    let cmd = crate::lambda_cli::LambdaCommand::Invoke(crate::lambda_cli::InvokeArgs {
+        function_name,
+        qualifier: args.qualifier,
+        payload: args.payload.map(|p| match p.strip_prefix('@') {
+            Some(file) => format!("fileb://{file}"),
+            None => p,
+        }),
+        invocation_type: args
+            .invocation_type
+            .unwrap_or(crate::lambda_cli::InvocationType::RequestResponse),
+        log_type: args.log_type,
+        client_context: args.client_context,
+        outfile,
+    });
+    crate::lambda_cli::run(cmd, global)
+}
+
+/// `hearth invoke`.
+pub fn invoke(args: InvokeArgs, global: &crate::lambda_cli::LambdaGlobal) -> u8 {
+    if !args.local {
+        return through_daemon(args, global);
+    }
+    for (given, flag) in [
+        (args.qualifier.is_some(), "--qualifier"),
+        (args.invocation_type.is_some(), "--invocation-type"),
+        (args.log_type.is_some(), "--log-type"),
+        (args.outfile.is_some(), "OUTFILE"),
+    ] {
+        if given {
+            return usage(format!(
+                "{flag} is for invoking through the daemon, not with --local"
+            ));
+        }
+    }
+    let (Some(code), Some(runtime_name)) = (args.code.clone(), args.runtime.clone()) else {
+        return usage("invoke --local needs --code DIR|ZIP and --runtime RUNTIME");
+    };
+    let runtime: Runtime = match runtime_name.parse() {
         Ok(r) => r,
         Err(e) => return usage(e),
     };
@@ -198,12 +252,16 @@ pub fn invoke(args: InvokeArgs) -> u8 {
     if let Err(e) = env::validate_user_env(&user_env) {
         return usage(e);
     }
-    let payload = match args.payload.strip_prefix('@') {
+    let payload_arg = args.payload.clone().unwrap_or_else(|| "{}".to_string());
+    let file = payload_arg
+        .strip_prefix('@')
+        .or_else(|| payload_arg.strip_prefix("fileb://"));
+    let payload = match file {
         Some(file) => match std::fs::read(file) {
             Ok(bytes) => bytes,
-            Err(e) => return usage(format!("--payload @{file}: {e}")),
+            Err(e) => return usage(format!("--payload {payload_arg}: {e}")),
         },
-        None => args.payload.clone().into_bytes(),
+        None => payload_arg.clone().into_bytes(),
     };
     if payload.len() > 6_291_456 {
         return usage(format!(
@@ -226,9 +284,9 @@ pub fn invoke(args: InvokeArgs) -> u8 {
             return usage(format!("--rootfs {}: no such directory", r.display()));
         }
     }
-    let meta = match std::fs::metadata(&args.code) {
+    let meta = match std::fs::metadata(&code) {
         Ok(m) => m,
-        Err(e) => return usage(format!("--code {}: {e}", args.code.display())),
+        Err(e) => return usage(format!("--code {}: {e}", code.display())),
     };
     if !nix::unistd::geteuid().is_root() {
         return fail(
@@ -238,15 +296,15 @@ pub fn invoke(args: InvokeArgs) -> u8 {
 
     let paths = HostPaths::from_env();
     let code_dir = if meta.is_dir() {
-        args.code.clone()
+        code.clone()
     } else {
         let store = match CodeStore::open(&paths.state_dir.join("local-code")) {
             Ok(s) => s,
             Err(e) => return fail(e),
         };
-        match store.import_zip(&args.code) {
-            Ok(code) => code.dir,
-            Err(e) => return usage(format!("--code {}: {e}", args.code.display())),
+        match store.import_zip(&code) {
+            Ok(c) => c.dir,
+            Err(e) => return usage(format!("--code {}: {e}", code.display())),
         }
     };
     let runtimes_dir = match managed::install(&paths.state_dir.join("runtimes")) {
@@ -262,7 +320,10 @@ pub fn invoke(args: InvokeArgs) -> u8 {
         .to_string()
     });
     let cfg = InstanceConfig {
-        function_name: args.function_name.clone(),
+        function_name: args
+            .function_name
+            .clone()
+            .unwrap_or_else(|| "local".to_string()),
         version: "$LATEST".to_string(),
         runtime,
         handler,

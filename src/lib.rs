@@ -27,5 +27,6 @@ pub mod exit;
 pub mod function;
 pub mod http;
 pub mod invoke_cli;
+pub mod lambda_cli;
 #[allow(unsafe_code)]
 pub mod sys;
