@@ -630,9 +630,25 @@ impl Daemon {
         let qualifier = routes::query_value(query, "Qualifier")
             .map(str::to_string)
             .or(fref.qualifier.clone());
+        // An alias with a routing configuration sends each invocation to one of its
+        // versions by weight (RoutingConfig.AdditionalVersionWeights).
+        let target = match qualifier.as_deref() {
+            Some(q) if q != "$LATEST" && !q.bytes().all(|b| b.is_ascii_digit()) => {
+                let alias = self
+                    .registry
+                    .get_alias(&fref.name, q)
+                    .map_err(crate::control::handlers::registry_error)?;
+                Some(pick_version(
+                    &alias.function_version,
+                    &alias.routing,
+                    random_unit(),
+                ))
+            }
+            other => other.map(str::to_string),
+        };
         let fcfg = self
             .registry
-            .get_function(&fref.name, qualifier.as_deref())
+            .get_function(&fref.name, target.as_deref())
             .map_err(crate::control::handlers::registry_error)?;
         let kind = head
             .header("X-Amz-Invocation-Type")
@@ -917,6 +933,30 @@ impl Daemon {
     }
 }
 
+/// The version an alias sends one invocation to: each additional version with its
+/// weight, the alias's own version with the rest; `r` is uniform in [0, 1).
+fn pick_version(
+    primary: &str,
+    weights: &std::collections::BTreeMap<String, f64>,
+    r: f64,
+) -> String {
+    let mut acc = 0.0;
+    for (version, w) in weights {
+        acc += w;
+        if r < acc {
+            return version.clone();
+        }
+    }
+    primary.to_string()
+}
+
+/// A uniform random number in [0, 1) (from /dev/urandom via the request-id generator).
+fn random_unit() -> f64 {
+    let hex = crate::function::env::random_hex32();
+    let n = u32::from_str_radix(&hex[..8], 16).unwrap_or(0);
+    f64::from(n) / (f64::from(u32::MAX) + 1.0)
+}
+
 fn runtime_event_instance(e: &crate::runtime_api::RuntimeEvent) -> crate::runtime_api::InstanceId {
     use crate::runtime_api::RuntimeEvent::*;
     match e {
@@ -1045,4 +1085,22 @@ fn notify_ready() {
         sock.send_to(b"READY=1", &path)
     };
     let _ = res;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aliases_split_traffic_by_weight() {
+        let mut w = std::collections::BTreeMap::new();
+        w.insert("2".to_string(), 0.25);
+        assert_eq!(pick_version("1", &w, 0.0), "2");
+        assert_eq!(pick_version("1", &w, 0.2499), "2");
+        assert_eq!(pick_version("1", &w, 0.25), "1");
+        assert_eq!(pick_version("1", &w, 0.99), "1");
+        assert_eq!(pick_version("1", &Default::default(), 0.1), "1");
+        let r = random_unit();
+        assert!((0.0..1.0).contains(&r));
+    }
 }
