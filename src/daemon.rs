@@ -459,15 +459,22 @@ impl Daemon {
             if conn.waiting || conn.close_after_write {
                 break;
             }
+            // Edge-triggered: the socket must be read until it would block, or no new
+            // event comes for the bytes already waiting in it.
+            let mut drained = false;
             if conn.parser.wants_input() {
                 match conn.parser.read_from(&mut StreamReader(&mut conn.stream)) {
                     Ok(0) => {
                         conn.closed = true;
+                        drained = true;
                     }
                     Ok(_) => {}
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => drained = true,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(_) => conn.closed = true,
+                    Err(_) => {
+                        conn.closed = true;
+                        drained = true;
+                    }
                 }
             }
             let step = conn.parser.step();
@@ -477,7 +484,9 @@ impl Daemon {
                         self.drop_conn(id);
                         return;
                     }
-                    break;
+                    if drained {
+                        break;
+                    }
                 }
                 Step::Head(head) => {
                     if head.expect_continue {
