@@ -1,10 +1,11 @@
 //! `hearth serve` end to end: the daemon on temporary state/run dirs and a loopback port,
-//! driven by boto3 (signed requests over TCP) and by raw requests on its Unix socket;
+//! driven by boto3 (signed requests over TCP: a scenario over the examples and every bad
+//! input of spec §6), by the aws CLI, and by raw requests on its Unix socket;
 //! a second daemon on the same state dir refused; SIGTERM drains and leaves nothing.
 //!
 //! Needs: root, `mkfs.ext4`, `/usr/bin/python3` (the example function), and a Python with
-//! boto3 in `$HEARTH_BOTO3_PYTHON` (scripts/test.sh makes a venv); without it the boto3
-//! test prints why and skips.
+//! boto3 in `$HEARTH_BOTO3_PYTHON` (scripts/test.sh makes a venv, with the aws CLI next to
+//! it); without it the client tests print why and skip.
 #![allow(clippy::tests_outside_test_module)]
 
 mod common;
@@ -154,36 +155,106 @@ fn unix_request(sock: &Path, method: &str, path: &str, body: &[u8]) -> (u16, Str
     (status, body)
 }
 
-#[test]
-fn boto3_drives_the_daemon_and_sigterm_drains_it() {
-    if skip_unless_root() {
-        return;
-    }
-    let Some(python) = std::env::var_os("HEARTH_BOTO3_PYTHON") else {
-        println!("skipped: HEARTH_BOTO3_PYTHON is not set (scripts/test.sh makes a boto3 venv)");
-        return;
-    };
-    let mut d = Daemon::start();
+/// Runs a client script of `tests/clients/boto3` (by `program`, with `args`) against
+/// the daemon's TCP port and the examples dir, signed with the daemon's key; panics with
+/// the script's output and the daemon log unless it exits 0 printing `ok_line`.
+fn run_client(d: &Daemon, program: &std::ffi::OsStr, args: &[&std::ffi::OsStr], ok_line: &str) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new(python)
-        .arg(root.join("tests/clients/boto3/scenario.py"))
+    let out = Command::new(program)
+        .args(args)
         .arg(format!("http://127.0.0.1:{}", d.port))
         .arg(root.join("examples"))
         .env("AWS_ACCESS_KEY_ID", KEY_ID)
         .env("AWS_SECRET_ACCESS_KEY", SECRET)
         .env_remove("AWS_PROFILE")
+        .env_remove("AWS_SESSION_TOKEN")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
+    // Visible with --nocapture: which steps ran.
+    println!("{stdout}");
     assert!(
-        out.status.success(),
-        "boto3 scenario failed:\n{stdout}\n{stderr}\n--- daemon log ---\n{}",
+        out.status.success() && stdout.contains(ok_line),
+        "{program:?} {args:?} failed:\n{stdout}\n{stderr}\n--- daemon log ---\n{}",
         d.log()
     );
-    assert!(stdout.contains("boto3 scenario: ok"));
+}
+
+/// `$HEARTH_BOTO3_PYTHON`, or None (after saying why) when the boto3 tests must skip.
+fn boto3_python() -> Option<std::ffi::OsString> {
+    let python = std::env::var_os("HEARTH_BOTO3_PYTHON");
+    if python.is_none() {
+        println!("skipped: HEARTH_BOTO3_PYTHON is not set (scripts/test.sh makes a boto3 venv)");
+    }
+    python
+}
+
+fn client_script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/clients/boto3")
+        .join(name)
+}
+
+#[test]
+fn boto3_drives_the_daemon_and_sigterm_drains_it() {
+    if skip_unless_root() {
+        return;
+    }
+    let Some(python) = boto3_python() else {
+        return;
+    };
+    let mut d = Daemon::start();
+    run_client(
+        &d,
+        &python,
+        &[client_script("scenario.py").as_os_str()],
+        "boto3 scenario: ok",
+    );
     assert_eq!(d.stop(), Some(0), "{}", d.log());
     assert!(!d.socket().exists(), "socket left behind");
+}
+
+#[test]
+fn boto3_bad_inputs_get_the_right_errors() {
+    if skip_unless_root() {
+        return;
+    }
+    let Some(python) = boto3_python() else {
+        return;
+    };
+    let mut d = Daemon::start();
+    run_client(
+        &d,
+        &python,
+        &[client_script("bad_inputs.py").as_os_str()],
+        "bad inputs: ok",
+    );
+    assert_eq!(d.stop(), Some(0), "{}", d.log());
+}
+
+#[test]
+fn aws_cli_creates_invokes_and_lists() {
+    if skip_unless_root() {
+        return;
+    }
+    let Some(python) = boto3_python() else {
+        return;
+    };
+    // The venv that holds boto3 also holds the aws CLI.
+    let aws = Path::new(&python).with_file_name("aws");
+    if !aws.exists() {
+        println!("skipped: no aws CLI next to {python:?}");
+        return;
+    }
+    let mut d = Daemon::start();
+    run_client(
+        &d,
+        std::ffi::OsStr::new("/bin/sh"),
+        &[client_script("awscli.sh").as_os_str(), aws.as_os_str()],
+        "awscli: ok",
+    );
+    assert_eq!(d.stop(), Some(0), "{}", d.log());
 }
 
 #[test]
