@@ -473,3 +473,47 @@ fn sigkill_during_concurrent_creates_loses_no_acknowledged_function() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(again.stop(), Some(0), "{}", again.log());
 }
+
+#[test]
+fn the_socket_group_may_connect_and_others_may_not() {
+    if skip_unless_root() {
+        return;
+    }
+    // `nogroup` (gid 65534) exists on every Debian/Ubuntu host; uid 65534 is in it, uid 1
+    // (`daemon`, gid 1) is not. Nothing on the host is changed.
+    let mut d = Daemon::start_with(&[("HEARTH_SOCKET_GROUP", "nogroup")]);
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    for p in [d.dir.path().to_path_buf(), d.dir.path().join("run")] {
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let meta = std::fs::metadata(d.socket()).unwrap();
+    assert_eq!(meta.mode() & 0o777, 0o660);
+    assert_eq!(meta.gid(), 65534);
+    use std::os::unix::process::CommandExt;
+    let connect_as = |uid: u32, gid: u32| {
+        Command::new("/usr/bin/python3")
+            .args([
+                "-c",
+                "import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); \
+                 s.sendall(b'GET /2016-08-19/account-settings HTTP/1.1\\r\\nHost: h\\r\\nConnection: close\\r\\n\\r\\n'); \
+                 print(s.recv(100).decode().split(chr(13))[0])",
+            ])
+            .arg(d.socket())
+            .uid(uid)
+            .gid(gid)
+            .output()
+            .unwrap()
+    };
+    let member = connect_as(65534, 65534);
+    assert!(
+        String::from_utf8_lossy(&member.stdout).starts_with("HTTP/1.1 200"),
+        "{member:?}"
+    );
+    let outsider = connect_as(1, 1);
+    assert!(!outsider.status.success());
+    assert!(
+        String::from_utf8_lossy(&outsider.stderr).contains("PermissionError"),
+        "{outsider:?}"
+    );
+    assert_eq!(d.stop(), Some(0), "{}", d.log());
+}
