@@ -165,6 +165,11 @@ pub struct Daemon {
     next_conn: usize,
     server: RuntimeApiServer,
     slots: HashMap<usize, Slot>,
+    /// The slot of each Runtime API instance (events arrive by instance id).
+    by_api: HashMap<crate::runtime_api::InstanceId, usize>,
+    /// Slots whose log pipe may hold more than one read budget (read again before the
+    /// loop waits: the pipe is edge-triggered).
+    logs_pending: std::collections::HashSet<usize>,
     next_slot: usize,
     socket_path: PathBuf,
     runtimes_dir: PathBuf,
@@ -273,6 +278,8 @@ impl Daemon {
             next_conn: 0,
             server: RuntimeApiServer::new(tokens::SERVER_BASE),
             slots: HashMap::new(),
+            by_api: HashMap::new(),
+            logs_pending: std::collections::HashSet::new(),
             next_slot: 0,
             socket_path,
             runtimes_dir,
@@ -298,14 +305,17 @@ impl Daemon {
                     break;
                 }
             }
-            let timeout = self
-                .slots
-                .values()
-                .filter_map(|s| s.inst.deadline())
-                .min()
-                .map(|d| d.saturating_duration_since(Instant::now()))
-                .map(|d| d.min(Duration::from_secs(1)))
-                .or(Some(Duration::from_secs(1)));
+            let timeout = if self.logs_pending.is_empty() {
+                self.slots
+                    .values()
+                    .filter_map(|s| s.inst.deadline())
+                    .min()
+                    .map(|d| d.saturating_duration_since(Instant::now()))
+                    .map(|d| d.min(Duration::from_secs(1)))
+                    .or(Some(Duration::from_secs(1)))
+            } else {
+                Some(Duration::ZERO)
+            };
             match self.poll.poll(&mut events, timeout) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -338,9 +348,7 @@ impl Daemon {
                         let slot = (n - tokens::SLOT_BASE) / 3;
                         match (n - tokens::SLOT_BASE) % 3 {
                             0 => {
-                                if let Some(s) = self.slots.get_mut(&slot) {
-                                    while s.inst.read_logs() {}
-                                }
+                                self.logs_pending.insert(slot);
                             }
                             _ => exited_slots.push(slot),
                         }
@@ -351,9 +359,20 @@ impl Daemon {
                     _ => {}
                 }
             }
+            // One read budget per slot and turn: a function flooding its output cannot
+            // hold the loop, and its deadline still holds.
+            let pending: Vec<usize> = self.logs_pending.drain().collect();
+            for slot in pending {
+                if let Some(s) = self.slots.get_mut(&slot) {
+                    if s.inst.read_logs() {
+                        self.logs_pending.insert(slot);
+                    }
+                }
+            }
             for event in rt_events.drain(..) {
                 let id = runtime_event_instance(&event);
-                if let Some((_, s)) = self.slots.iter_mut().find(|(_, s)| s.inst.api == id) {
+                let slot = self.by_api.get(&id).copied();
+                if let Some(s) = slot.and_then(|slot| self.slots.get_mut(&slot)) {
                     if let Err(e) = s.inst.on_runtime_event(
                         &mut self.server,
                         self.poll.registry(),
@@ -808,6 +827,7 @@ impl Daemon {
                 "Couldn't find valid bootstrap(s): [/var/task/bootstrap /opt/bootstrap]".into(),
             ));
         };
+        self.by_api.insert(inst.api, slot);
         self.slots.insert(
             slot,
             Slot {
@@ -839,6 +859,8 @@ impl Daemon {
                 Some(s.inst.complete(&self.host, &s.cfg, ended))
             } else {
                 let s = self.slots.remove(&id).expect("slot exists");
+                self.by_api.remove(&s.inst.api);
+                self.logs_pending.remove(&id);
                 s.inst
                     .teardown(
                         &self.host,
@@ -901,9 +923,10 @@ impl Daemon {
             .slots
             .iter_mut()
             .filter_map(|(id, s)| {
+                // `exited()` is the flag set when the slot's pidfd fired: no system call
+                // per idle instance on every turn of the loop.
                 let idle = !s.busy && s.inst.is_free();
-                (idle && (s.inst.has_exited() || s.idle_since.elapsed() >= idle_timeout))
-                    .then_some(*id)
+                (idle && (s.inst.exited() || s.idle_since.elapsed() >= idle_timeout)).then_some(*id)
             })
             .collect();
         for id in dead {
@@ -912,7 +935,9 @@ impl Daemon {
     }
 
     fn retire(&mut self, id: usize) {
+        self.logs_pending.remove(&id);
         if let Some(s) = self.slots.remove(&id) {
+            self.by_api.remove(&s.inst.api);
             let _ = s.inst.teardown(
                 &self.host,
                 &mut self.server,

@@ -793,6 +793,11 @@ impl Instance {
         self.phase == Phase::Init
     }
 
+    /// Whether init was seen to exit by the last [`Instance::has_exited`] (no system call).
+    pub fn exited(&self) -> bool {
+        self.exited
+    }
+
     /// Whether init has exited (reads its pending reports first).
     pub fn has_exited(&mut self) -> bool {
         if !self.exited && self.sandbox.poll_reports() {
