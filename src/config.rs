@@ -41,6 +41,12 @@ pub const DEFAULT_ACCOUNT_ID: &str = "000000000000";
 pub const DEFAULT_ACCOUNT_CONCURRENCY: u32 = 1000;
 /// Default of [`Config::idle_timeout_s`], in seconds.
 pub const DEFAULT_IDLE_TIMEOUT_S: u64 = 600;
+/// Default of [`Config::blank_pool_size`].
+pub const DEFAULT_BLANK_POOL_SIZE: u32 = 4;
+/// Largest accepted [`Config::blank_pool_size`].
+pub const MAX_BLANK_POOL_SIZE: u32 = 256;
+/// Default of [`Config::freeze_delay_ms`].
+pub const DEFAULT_FREEZE_DELAY_MS: u64 = 10;
 /// Share of `MemTotal` that [`Config::memory_budget_mb`] defaults to, in percent.
 pub const DEFAULT_MEMORY_BUDGET_PERCENT: u64 = 75;
 /// Smallest accepted memory budget, in MB: one function at Lambda's minimum memory size.
@@ -61,6 +67,8 @@ pub const ENV_VARS: &[&str] = &[
     ENV_ACCESS_KEY_ID,
     ENV_SECRET_ACCESS_KEY,
     ENV_IDLE_TIMEOUT_S,
+    ENV_BLANK_POOL_SIZE,
+    ENV_FREEZE_DELAY_MS,
     ENV_CGROUP_PARENT,
 ];
 const ENV_STATE_DIR: &str = "HEARTH_STATE_DIR";
@@ -74,6 +82,8 @@ const ENV_LISTEN: &str = "HEARTH_LISTEN";
 const ENV_ACCESS_KEY_ID: &str = "HEARTH_ACCESS_KEY_ID";
 const ENV_SECRET_ACCESS_KEY: &str = "HEARTH_SECRET_ACCESS_KEY";
 const ENV_IDLE_TIMEOUT_S: &str = "HEARTH_IDLE_TIMEOUT_S";
+const ENV_BLANK_POOL_SIZE: &str = "HEARTH_BLANK_POOL_SIZE";
+const ENV_FREEZE_DELAY_MS: &str = "HEARTH_FREEZE_DELAY_MS";
 const ENV_CGROUP_PARENT: &str = "HEARTH_CGROUP_PARENT";
 
 const REDACTED: &str = "<redacted>";
@@ -114,6 +124,13 @@ pub struct Config {
     /// How long an idle warm sandbox is kept before it is reaped, in seconds; at least 1.
     /// Default 600; file `idle_timeout_s`, env `HEARTH_IDLE_TIMEOUT_S`.
     pub idle_timeout_s: u64,
+    /// Pre-warmed blank sandboxes kept ready for cold starts (0: every cold start
+    /// spawns). Default 4; file `blank_pool_size`, env `HEARTH_BLANK_POOL_SIZE`.
+    pub blank_pool_size: u32,
+    /// How long an idle instance stays thawed before it is frozen, in ms: back-to-back
+    /// invocations skip the freeze and thaw. Default 10; file `freeze_delay_ms`, env
+    /// `HEARTH_FREEZE_DELAY_MS`.
+    pub freeze_delay_ms: u64,
     /// Cgroup under which sandbox cgroups are created, relative to the cgroup root of each
     /// hierarchy, e.g. `hearth` or `system.slice/hearth.service`; `None`: the daemon's own
     /// cgroup. Default none; file `cgroup_parent`, env `HEARTH_CGROUP_PARENT`.
@@ -277,6 +294,8 @@ struct Layer {
     listen: Option<Option<SocketAddr>>,
     access_keys: Option<Vec<AccessKey>>,
     idle_timeout_s: Option<u64>,
+    blank_pool_size: Option<u32>,
+    freeze_delay_ms: Option<u64>,
     cgroup_parent: Option<Option<String>>,
 }
 
@@ -325,6 +344,8 @@ impl Config {
             listen: None,
             access_keys: Vec::new(),
             idle_timeout_s: DEFAULT_IDLE_TIMEOUT_S,
+            blank_pool_size: DEFAULT_BLANK_POOL_SIZE,
+            freeze_delay_ms: DEFAULT_FREEZE_DELAY_MS,
             cgroup_parent: None,
             origins: Origins::default(),
         };
@@ -375,6 +396,8 @@ impl Config {
             socket_group => &mut self.socket_group,
             listen => &mut self.listen,
             idle_timeout_s => &mut self.idle_timeout_s,
+            blank_pool_size => &mut self.blank_pool_size,
+            freeze_delay_ms => &mut self.freeze_delay_ms,
             cgroup_parent => &mut self.cgroup_parent,
         );
         if let Some(mb) = layer.memory_budget_mb {
@@ -438,6 +461,20 @@ impl Config {
         }
         if self.idle_timeout_s == 0 {
             return invalid("idle_timeout_s", &0, "must be at least 1 (seconds)");
+        }
+        if self.blank_pool_size > MAX_BLANK_POOL_SIZE {
+            return invalid(
+                "blank_pool_size",
+                &self.blank_pool_size,
+                "must be at most 256",
+            );
+        }
+        if self.freeze_delay_ms > 60_000 {
+            return invalid(
+                "freeze_delay_ms",
+                &self.freeze_delay_ms,
+                "must be at most 60000 (ms)",
+            );
         }
         if let Some(group) = &self.socket_group {
             if group.is_empty()
@@ -548,6 +585,16 @@ impl Config {
             &o.field("idle_timeout_s"),
         );
         line(
+            "blank_pool_size",
+            &self.blank_pool_size,
+            &o.field("blank_pool_size"),
+        );
+        line(
+            "freeze_delay_ms",
+            &self.freeze_delay_ms,
+            &o.field("freeze_delay_ms"),
+        );
+        line(
             "cgroup_parent",
             &none(self.cgroup_parent.clone(), "(none: the daemon's cgroup)"),
             &o.field("cgroup_parent"),
@@ -611,6 +658,8 @@ fn env_layer(vars: &[(String, String)]) -> Result<Layer, ConfigError> {
         listen: env.optional(ENV_LISTEN, |s| env.parse(ENV_LISTEN, s))?,
         access_keys,
         idle_timeout_s: env.number(ENV_IDLE_TIMEOUT_S)?,
+        blank_pool_size: env.number(ENV_BLANK_POOL_SIZE)?,
+        freeze_delay_ms: env.number(ENV_FREEZE_DELAY_MS)?,
         cgroup_parent: env.optional(ENV_CGROUP_PARENT, |s| Ok(s.to_string()))?,
     })
 }
@@ -629,6 +678,8 @@ fn flag_layer(o: &ConfigOverrides) -> Layer {
         listen: o.listen.map(Some),
         access_keys: None,
         idle_timeout_s: o.idle_timeout_s,
+        blank_pool_size: None,
+        freeze_delay_ms: None,
         cgroup_parent: o.cgroup_parent.map(Some),
     }
 }

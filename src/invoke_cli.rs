@@ -341,6 +341,7 @@ pub fn invoke(args: InvokeArgs, global: &crate::lambda_cli::LambdaGlobal) -> u8 
         account_id: "000000000000".to_string(),
         logs_dir: paths.state_dir.join("logs"),
         runtimes_dir,
+        initialization_type: Default::default(),
     };
 
     let host = match SandboxHost::open(&paths) {

@@ -9,11 +9,13 @@
 //! registry call); an Invoke is handed to an instance of the function's version — an idle
 //! one, or a new one — and answered when the instance reports the outcome.
 //!
-//! Limits and what is not done yet (issue 4 continues, issue 5 builds the pool): sandbox
-//! creation runs on the loop (~5 ms of blocking work per cold start); idle instances are
-//! kept warm without freezing, until the configured idle timeout; asynchronous (`Event`)
-//! invocations are accepted with 202 and run, but are not durable; at most
-//! [`MAX_CONNECTIONS`] control connections; request bodies up to [`MAX_BODY`].
+//! The warm pool — which instance serves an invocation, freezing, expiry, eviction,
+//! provisioned concurrency — is [`pool`]; the `/metrics` families are [`metrics`].
+//!
+//! Limits: a cold start by spawning runs on the loop (~4–5 ms of blocking work; blank
+//! sandboxes are made on their own thread); asynchronous (`Event`) invocations are
+//! accepted with 202 and run, but are not durable; at most [`MAX_CONNECTIONS`] control
+//! connections; request bodies up to [`MAX_BODY`].
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -28,15 +30,20 @@ use mio::{Events, Interest, Poll, Token};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
+pub mod metrics;
+pub mod pool;
+
+use self::metrics::{Metrics, StartKind};
+use self::pool::{ForcedStart, PoolState};
 use crate::config::Config;
-use crate::control::errors::{ControlError, ThrottleReason};
+use crate::control::errors::ControlError;
 use crate::control::routes::{self, Route};
 use crate::control::sigv4;
 use crate::http::parser::{RequestHead, RequestParser, Step};
 use crate::instance::{Instance, InstanceConfig, InvokeRequest, Outcome};
-use crate::registry::{Account, FunctionConfig, Registry};
+use crate::registry::{Account, Registry};
 use crate::runtime_api::RuntimeApiServer;
-use crate::sandbox::{HostPaths, RootSource, SandboxHost};
+use crate::sandbox::{HostPaths, SandboxHost};
 
 /// Control connections served at once; more are accepted and closed.
 pub const MAX_CONNECTIONS: usize = 1024;
@@ -128,7 +135,7 @@ struct Conn {
     closed: bool,
 }
 
-/// What an instance is doing for whom.
+/// What an instance is doing for whom (see [`pool`] for its life).
 #[derive(Debug)]
 struct Slot {
     inst: Instance,
@@ -137,8 +144,25 @@ struct Slot {
     /// The connection waiting for the current invocation (`None`: asynchronous).
     waiter: Option<Waiter>,
     busy: bool,
-    /// Since when the instance has had nothing to do (for the idle timeout).
+    /// Since when the instance has had nothing to do (freeze delay, idle timeout, LRU).
     idle_since: Instant,
+    /// A freeze was requested and no thaw since.
+    frozen: bool,
+    /// The provisioned request (function, qualifier) this instance is kept for.
+    provisioned_for: Option<(String, String)>,
+    /// SIGTERM sent: killed at this instant unless it exits first.
+    retiring: Option<Instant>,
+    /// Started for one invocation (`X-Hearth-Start`): removed after it.
+    single_use: bool,
+    /// The function has reserved concurrency (counts against its own share only).
+    reserved: bool,
+    /// Its init duration is in the metrics.
+    init_recorded: bool,
+    /// The current invocation's start kind (for the answer's `X-Hearth-Start`).
+    invocation: Option<StartKind>,
+    /// Its function's code or configuration changed or was deleted: it takes no further
+    /// invocations and retires once idle.
+    stale: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -175,6 +199,11 @@ pub struct Daemon {
     runtimes_dir: PathBuf,
     draining: Option<Instant>,
     keys: Vec<sigv4::Credentials>,
+    metrics: Metrics,
+    pool: PoolState,
+    /// Sum of reserved concurrency over all functions (refreshed after the control
+    /// operations that change it).
+    reserved_total: u64,
 }
 
 impl Daemon {
@@ -266,7 +295,7 @@ impl Daemon {
                 secret_access_key: k.secret_access_key.clone(),
             })
             .collect();
-        Ok(Daemon {
+        let mut daemon = Daemon {
             cfg,
             host,
             registry,
@@ -285,7 +314,15 @@ impl Daemon {
             runtimes_dir,
             draining: None,
             keys,
-        })
+            metrics: Metrics::new(),
+            pool: PoolState {
+                provisioned_dirty: true,
+                ..PoolState::default()
+            },
+            reserved_total: 0,
+        };
+        daemon.refresh_reserved(None);
+        Ok(daemon)
     }
 
     /// The control socket's path.
@@ -298,6 +335,7 @@ impl Daemon {
         notify_ready();
         let mut events = Events::with_capacity(256);
         let mut rt_events = Vec::new();
+        let mut next_tick: Option<Instant> = None;
         loop {
             if let Some(since) = self.draining {
                 let busy = self.slots.values().any(|s| s.busy);
@@ -309,6 +347,7 @@ impl Daemon {
                 self.slots
                     .values()
                     .filter_map(|s| s.inst.deadline())
+                    .chain(next_tick)
                     .min()
                     .map(|d| d.saturating_duration_since(Instant::now()))
                     .map(|d| d.min(Duration::from_secs(1)))
@@ -396,7 +435,7 @@ impl Daemon {
                 s.inst.check_deadline(now);
             }
             self.complete_invocations();
-            self.reap_dead_idle();
+            next_tick = self.pool_tick(Instant::now());
         }
         self.shutdown();
         Ok(())
@@ -579,7 +618,7 @@ impl Daemon {
             let pairs = routes::parse_query(&query)?;
             match route {
                 Route::Invoke(name) => self.invoke(id, &head, &name, &pairs, body),
-                Route::Metrics => Ok(Some(Response::text(self.metrics()))),
+                Route::Metrics => Ok(Some(self.metrics())),
                 other => self.control(other, &pairs, &head, &body).map(Some),
             }
         })();
@@ -637,11 +676,90 @@ impl Daemon {
             body,
         };
         let resp = crate::control::handlers::handle(&req, &mut self.registry)?;
-        Ok(Response {
+        let mut resp = Response {
             status: resp.status,
             headers: resp.headers,
             body: resp.body,
-        })
+        };
+        if (200..300).contains(&resp.status) {
+            self.after_control(&req.route, query, &mut resp);
+        }
+        Ok(resp)
+    }
+
+    /// What a successful control operation means for the pool: instances of old code or
+    /// configuration retire, reservations and provisioned requests are re-read, and a
+    /// provisioned-concurrency answer carries the pool's live status.
+    fn after_control(&mut self, route: &Route, query: &[(String, String)], resp: &mut Response) {
+        let account = self.registry.account().clone();
+        let name_of = |raw: &str| {
+            routes::function_ref(raw, &account.region, &account.account_id)
+                .map(|r| r.name)
+                .unwrap_or_else(|_| raw.to_string())
+        };
+        match route {
+            Route::UpdateFunctionCode(f) | Route::UpdateFunctionConfiguration(f) => {
+                let name = name_of(f);
+                self.retire_stale(|k| k.0 == name && k.1 == crate::registry::LATEST);
+            }
+            Route::DeleteFunction(f) => {
+                let name = name_of(f);
+                self.retire_stale(|k| k.0 == name);
+                self.refresh_reserved(Some(&name));
+            }
+            Route::PutFunctionConcurrency(f) | Route::DeleteFunctionConcurrency(f) => {
+                self.refresh_reserved(Some(&name_of(f)));
+            }
+            Route::PutProvisionedConcurrencyConfig(f)
+            | Route::GetProvisionedConcurrencyConfig(f) => {
+                let name = name_of(f);
+                let qualifier = routes::query_value(query, "Qualifier").unwrap_or_default();
+                if matches!(route, Route::PutProvisionedConcurrencyConfig(_)) {
+                    self.pool.provisioned_dirty = true;
+                    self.pool_tick(Instant::now());
+                }
+                if let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(&resp.body) {
+                    let requested = v["RequestedProvisionedConcurrentExecutions"]
+                        .as_u64()
+                        .unwrap_or(0) as u32;
+                    let st = self.provisioned_status(&name, qualifier, requested);
+                    v["AvailableProvisionedConcurrentExecutions"] = st.available.into();
+                    v["AllocatedProvisionedConcurrentExecutions"] = st.allocated.into();
+                    v["Status"] = st.status.into();
+                    if let Some(reason) = st.reason {
+                        v["StatusReason"] = reason.into();
+                    }
+                    resp.body = v.to_string().into_bytes();
+                }
+            }
+            _ => {}
+        }
+        if !matches!(
+            route,
+            Route::GetProvisionedConcurrencyConfig(_) | Route::PutProvisionedConcurrencyConfig(_)
+        ) {
+            // Aliases, versions and deletions can change what provisioned requests resolve to.
+            self.pool.provisioned_dirty = true;
+        }
+    }
+
+    /// Instances whose key matches no longer take invocations: idle ones retire now,
+    /// busy ones when their invocation ends.
+    fn retire_stale(&mut self, stale: impl Fn(&FnKey) -> bool) {
+        let now = Instant::now();
+        let ids: Vec<usize> = self
+            .slots
+            .iter()
+            .filter(|(_, s)| stale(&s.key) && s.retiring.is_none())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            let s = self.slots.get_mut(&id).expect("slot exists");
+            s.stale = true;
+            if !s.busy {
+                self.begin_retire(id, now);
+            }
+        }
     }
 
     /// Starts an invocation; `Ok(None)`: answered later by [`Daemon::complete_invocations`].
@@ -714,6 +832,10 @@ impl Daemon {
                     ControlError::InvalidParameterValue(format!("Client context {e}"))
                 })?),
             };
+        let forced = head
+            .header("X-Hearth-Start")
+            .map(ForcedStart::parse)
+            .transpose()?;
         self.admit(&fcfg)?;
         let invoked_arn = Some(account.function_arn(&fref.name, qualifier.as_deref()));
         let request = InvokeRequest {
@@ -725,9 +847,12 @@ impl Daemon {
             client_context,
             invoked_arn,
         };
-        let slot = self.claim_instance(&fcfg)?;
+        let (slot, start) = self.claim_instance(&fcfg, forced)?;
+        self.metrics
+            .invocation_started(&fcfg.name, &fcfg.version, start);
         let s = self.slots.get_mut(&slot).expect("claimed slot exists");
         s.busy = true;
+        s.invocation = Some(start);
         s.waiter = (kind == "RequestResponse").then_some(Waiter { conn, tail });
         let request_id = crate::function::env::uuid_v4();
         s.inst
@@ -749,99 +874,6 @@ impl Daemon {
         Ok(None)
     }
 
-    /// Concurrency admission: the function's reserved concurrency, then the account's.
-    fn admit(&self, f: &FunctionConfig) -> Result<(), ControlError> {
-        let busy_total = self.slots.values().filter(|s| s.busy).count();
-        if let Some(reserved) = f.reserved_concurrency {
-            let busy_fn = self
-                .slots
-                .values()
-                .filter(|s| s.busy && s.key.0 == f.name)
-                .count();
-            if busy_fn as u64 >= u64::from(reserved) {
-                return Err(ControlError::TooManyRequests {
-                    reason: ThrottleReason::ReservedFunctionConcurrentInvocationLimitExceeded,
-                    message: "Rate Exceeded.".into(),
-                });
-            }
-        }
-        if busy_total as u64 >= u64::from(self.cfg.account_concurrency) {
-            return Err(ControlError::TooManyRequests {
-                reason: ThrottleReason::ConcurrentInvocationLimitExceeded,
-                message: "Rate Exceeded.".into(),
-            });
-        }
-        Ok(())
-    }
-
-    /// An idle instance of exactly this function version, or a new one.
-    fn claim_instance(&mut self, f: &FunctionConfig) -> Result<usize, ControlError> {
-        let key: FnKey = (f.name.clone(), f.version.clone(), f.revision_id.clone());
-        let idle = self
-            .slots
-            .iter_mut()
-            .filter(|(_, s)| s.key == key && !s.busy && s.inst.is_free())
-            .map(|(id, s)| (*id, s.inst.has_exited()))
-            .collect::<Vec<_>>();
-        for (id, dead) in idle {
-            if !dead {
-                return Ok(id);
-            }
-            self.retire(id);
-        }
-        let cfg = InstanceConfig {
-            function_name: f.name.clone(),
-            version: f.version.clone(),
-            runtime: f.runtime,
-            handler: f.handler.clone(),
-            memory_mb: u64::from(f.memory_mb),
-            timeout: Duration::from_secs(u64::from(f.timeout_s)),
-            init_limit: crate::instance::INIT_LIMIT,
-            tmp_mb: u64::from(f.ephemeral_storage_mb),
-            env: f.env.clone(),
-            code_dir: f.code_dir.clone(),
-            root: RootSource::HostBinds,
-            region: self.cfg.region.clone(),
-            account_id: self.cfg.account_id.clone(),
-            logs_dir: self.cfg.state_dir.join("logs"),
-            runtimes_dir: self.runtimes_dir.clone(),
-        };
-        let slot = self.next_slot;
-        self.next_slot += 1;
-        let base = tokens::SLOT_BASE + 3 * slot;
-        let name = crate::sandbox::reclaim::sandbox_name("fn", Some(slot as u64));
-        let inst = Instance::start(
-            &self.host,
-            &name,
-            &cfg,
-            &mut self.server,
-            self.poll.registry(),
-            [Token(base), Token(base + 1), Token(base + 2)],
-            None,
-        )
-        .map_err(|e| ControlError::Service(format!("starting an instance: {e}")))?;
-        let Some(inst) = inst else {
-            // No bootstrap: Lambda reports it as the invocation's error; a slot-less
-            // outcome would need its own path, so refuse clearly instead.
-            return Err(ControlError::InvalidParameterValue(
-                "Couldn't find valid bootstrap(s): [/var/task/bootstrap /opt/bootstrap]".into(),
-            ));
-        };
-        self.by_api.insert(inst.api, slot);
-        self.slots.insert(
-            slot,
-            Slot {
-                inst,
-                cfg,
-                key,
-                waiter: None,
-                busy: false,
-                idle_since: Instant::now(),
-            },
-        );
-        Ok(slot)
-    }
-
     fn complete_invocations(&mut self) {
         let ids: Vec<usize> = self.slots.keys().copied().collect();
         for id in ids {
@@ -851,26 +883,25 @@ impl Daemon {
             let Some(ended) = s.inst.take_ended() else {
                 continue;
             };
+            self.record_end(id, &ended);
+            let s = self.slots.get_mut(&id).expect("slot exists");
             let waiter = s.waiter.take();
             s.busy = false;
             s.idle_since = Instant::now();
             let version = s.cfg.version.clone();
-            let result = if ended.instance_survives() {
+            let start = s.invocation.take().unwrap_or(StartKind::Warm);
+            let result = if ended.instance_survives() && !s.single_use && !s.stale {
                 Some(s.inst.complete(&self.host, &s.cfg, ended))
+            } else if ended.instance_survives() && s.stale {
+                let r = s.inst.complete(&self.host, &s.cfg, ended);
+                self.begin_retire(id, Instant::now());
+                Some(r)
+            } else if ended.instance_survives() {
+                let r = s.inst.complete(&self.host, &s.cfg, ended);
+                self.remove_slot(id, None);
+                Some(r)
             } else {
-                let s = self.slots.remove(&id).expect("slot exists");
-                self.by_api.remove(&s.inst.api);
-                self.logs_pending.remove(&id);
-                s.inst
-                    .teardown(
-                        &self.host,
-                        &mut self.server,
-                        self.poll.registry(),
-                        &s.cfg,
-                        Some(ended),
-                    )
-                    .ok()
-                    .flatten()
+                self.remove_slot(id, Some(ended))
             };
             let (Some(w), Some(result)) = (waiter, result) else {
                 continue;
@@ -879,7 +910,16 @@ impl Daemon {
                 continue;
             };
             conn.waiting = false;
-            let mut headers = vec![("X-Amz-Executed-Version".to_string(), version)];
+            let mut headers = vec![
+                ("X-Amz-Executed-Version".to_string(), version),
+                ("X-Hearth-Start".to_string(), start.as_str().to_string()),
+            ];
+            if let Some(init) = result.init_duration {
+                headers.push((
+                    "X-Hearth-Init-Duration-Us".into(),
+                    init.as_micros().to_string(),
+                ));
+            }
             if w.tail {
                 use base64::Engine;
                 headers.push((
@@ -915,51 +955,32 @@ impl Daemon {
         }
     }
 
-    /// Idle instances whose runtime died, or that have been idle longer than the
-    /// configured idle timeout, are removed.
-    fn reap_dead_idle(&mut self) {
-        let idle_timeout = Duration::from_secs(self.cfg.idle_timeout_s);
-        let dead: Vec<usize> = self
-            .slots
-            .iter_mut()
-            .filter_map(|(id, s)| {
-                // `exited()` is the flag set when the slot's pidfd fired: no system call
-                // per idle instance on every turn of the loop.
-                let idle = !s.busy && s.inst.is_free();
-                (idle && (s.inst.exited() || s.idle_since.elapsed() >= idle_timeout)).then_some(*id)
-            })
-            .collect();
-        for id in dead {
-            self.retire(id);
+    fn metrics(&self) -> Response {
+        Response {
+            status: 200,
+            headers: vec![("Content-Type".into(), Metrics::CONTENT_TYPE.into())],
+            body: self.metrics.render(&self.gauges()).into_bytes(),
         }
     }
 
-    fn retire(&mut self, id: usize) {
-        self.logs_pending.remove(&id);
-        if let Some(s) = self.slots.remove(&id) {
-            self.by_api.remove(&s.inst.api);
-            let _ = s.inst.teardown(
-                &self.host,
-                &mut self.server,
-                self.poll.registry(),
-                &s.cfg,
-                None,
-            );
+    /// Re-reads the account's sum of reserved concurrency and, given a function, whether
+    /// it has a reservation (after a control operation that may have changed them).
+    fn refresh_reserved(&mut self, function: Option<&str>) {
+        if let Ok(usage) = self.registry.account_usage() {
+            self.reserved_total = usage.reserved_concurrency;
         }
-    }
-
-    fn metrics(&self) -> String {
-        let busy = self.slots.values().filter(|s| s.busy).count();
-        let idle = self.slots.len() - busy;
-        format!(
-            "# TYPE faas_instances gauge\nfaas_instances{{state=\"busy\"}} {busy}\nfaas_instances{{state=\"idle\"}} {idle}\n"
-        )
+        if let Some(name) = function {
+            let reserved = matches!(self.registry.get_function_concurrency(name), Ok(Some(_)));
+            for s in self.slots.values_mut().filter(|s| s.key.0 == name) {
+                s.reserved = reserved;
+            }
+        }
     }
 
     fn shutdown(&mut self) {
         let ids: Vec<usize> = self.slots.keys().copied().collect();
         for id in ids {
-            self.retire(id);
+            self.remove_slot(id, None);
         }
         let _ = self.host.cgroups.remove_parent_if_empty();
         let _ = std::fs::remove_file(&self.socket_path);
@@ -1010,15 +1031,6 @@ struct Response {
     body: Vec<u8>,
 }
 
-impl Response {
-    fn text(body: String) -> Response {
-        Response {
-            status: 200,
-            headers: vec![("Content-Type".into(), "text/plain; version=0.0.4".into())],
-            body: body.into_bytes(),
-        }
-    }
-}
 
 fn reason(status: u16) -> &'static str {
     match status {

@@ -17,6 +17,7 @@
 
 pub mod local;
 pub mod logs;
+mod pooled;
 
 pub use local::{invoke_cold, LocalInstance};
 
@@ -79,6 +80,9 @@ pub struct InstanceConfig {
     pub logs_dir: PathBuf,
     /// Hearth's managed runtime files, mounted at `/var/runtime` for managed runtimes.
     pub runtimes_dir: PathBuf,
+    /// `AWS_LAMBDA_INITIALIZATION_TYPE`: on-demand, or provisioned-concurrency for an
+    /// instance the pool starts ahead of demand.
+    pub initialization_type: crate::function::env::InitializationType,
 }
 
 impl InstanceConfig {
@@ -283,6 +287,7 @@ impl Instance {
             cfg.runtime,
             &cfg.region,
         );
+        env_spec.initialization_type = cfg.initialization_type;
         env_spec.runtime_api_socket = Some(crate::sandbox::listen::RUNTIME_API_SOCKET.to_string());
         let environment = env::build(&env_spec, &cfg.env)?;
         let group_dir = cfg

@@ -16,6 +16,7 @@
 //! Not here: HTTP, scheduling, pools (later issues build on this handle).
 
 pub mod caps;
+pub mod freeze;
 pub mod cgroup;
 pub mod init;
 pub mod listen;

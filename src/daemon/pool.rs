@@ -1,0 +1,690 @@
+//! The warm pool (ARCHITECTURE §4): which instance serves an invocation, and the life of
+//! instances between invocations.
+//!
+//! * **Admission.** A function's reserved concurrency caps it (0 disables it); functions
+//!   without a reservation share what the reservations leave of the account limit.
+//! * **Claim.** An idle instance of exactly the function version and revision is reused
+//!   (most recently used first, so the rest can expire), thawed if frozen. Otherwise a new
+//!   one is started, from a pre-warmed blank sandbox when one fits, else by spawning —
+//!   after making room in the host memory budget by evicting idle instances least
+//!   recently used first; only when that cannot make room is the invocation throttled.
+//! * **Between invocations.** An instance parked on `/next` is frozen after
+//!   `freeze_delay_ms`; one idle for `idle_timeout_s` (and not provisioned) is retired:
+//!   thawed, sent SIGTERM, and killed with its whole cgroup after [`SHUTDOWN_GRACE`]. A
+//!   dead instance is removed as soon as its pidfd fires.
+//! * **Provisioned concurrency.** For each request in the registry the pool keeps that
+//!   many initialised instances of the resolved version (an alias follows its primary
+//!   version), started with `AWS_LAMBDA_INITIALIZATION_TYPE=provisioned-concurrency`;
+//!   their status is reported live through the control API.
+//!
+//! Hearth-specific request header on Invoke (for benchmarks): `X-Hearth-Start: spawn |
+//! blank | fresh` forces a fresh instance by that path, used once and retired. Every
+//! Invoke answer carries `X-Hearth-Start: warm | provisioned | blank | spawn` and, after an
+//! init, `X-Hearth-Init-Duration-Us`.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use mio::Token;
+
+use super::metrics::{InvocationResult, StartKind};
+use super::{tokens, Daemon, FnKey, Slot};
+use crate::control::errors::{ControlError, ThrottleReason};
+use crate::function::env::InitializationType;
+use crate::instance::{Ended, Instance, InstanceConfig, Outcome};
+use crate::registry::FunctionConfig;
+use crate::sandbox::RootSource;
+
+/// How long a retiring instance has between SIGTERM and the kill of its cgroup (Lambda
+/// gives a runtime without extensions 300 ms, with extensions 500 ms).
+pub const SHUTDOWN_GRACE: Duration = Duration::from_millis(500);
+/// New provisioned instances started per turn of the loop (each start blocks the loop for
+/// a few milliseconds; the rest follow on the next turns).
+const PROVISION_PER_TURN: usize = 8;
+/// Init failures in a row after which a function's cold starts stop taking blank
+/// sandboxes (a crash loop must not drain the pool others rely on), and after which a
+/// provisioned request is reported FAILED.
+const CRASH_LOOP_FAILURES: u32 = 3;
+/// The memory limit a blank sandbox holds until it is claimed.
+pub const BLANK_MEMORY_MB: u64 = 128;
+
+/// What an Invoke asked for with `X-Hearth-Start`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForcedStart {
+    Spawn,
+    Blank,
+    Fresh,
+}
+
+impl ForcedStart {
+    pub fn parse(value: &str) -> Result<ForcedStart, ControlError> {
+        match value {
+            "spawn" => Ok(ForcedStart::Spawn),
+            "blank" => Ok(ForcedStart::Blank),
+            "fresh" => Ok(ForcedStart::Fresh),
+            other => Err(ControlError::InvalidParameterValue(format!(
+                "X-Hearth-Start must be one of spawn, blank, fresh; got {other:?}"
+            ))),
+        }
+    }
+}
+
+impl StartKind {
+    /// The value of the `X-Hearth-Start` response header.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StartKind::Warm => "warm",
+            StartKind::Blank => "blank",
+            StartKind::Spawn => "spawn",
+            StartKind::Provisioned => "provisioned",
+        }
+    }
+}
+
+/// Pool state kept beside the slots.
+#[derive(Debug, Default)]
+pub struct PoolState {
+    /// Init failures in a row, by function name.
+    pub init_failures: HashMap<String, u32>,
+    /// Provisioned requests whose instances keep failing init: (function, qualifier) →
+    /// (the request's LastModified when it failed, the reason).
+    pub provisioned_failed: HashMap<(String, String), (String, String)>,
+    /// The registry's provisioned requests changed: reconcile on this turn.
+    pub provisioned_dirty: bool,
+    pub last_reconcile: Option<Instant>,
+}
+
+/// The live status of one provisioned request, for the control API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProvisionedStatus {
+    pub available: u32,
+    pub allocated: u32,
+    pub status: &'static str,
+    pub reason: Option<String>,
+}
+
+impl Daemon {
+    /// Concurrency admission: the function's reserved concurrency, else the account's
+    /// unreserved share.
+    pub(super) fn admit(&mut self, f: &FunctionConfig) -> Result<(), ControlError> {
+        let result = self.check_admission(f);
+        if let Err(ControlError::TooManyRequests { reason, .. }) = &result {
+            self.metrics.throttled(&f.name, reason.as_str());
+        }
+        result
+    }
+
+    fn check_admission(&self, f: &FunctionConfig) -> Result<(), ControlError> {
+        let busy = |pred: &dyn Fn(&Slot) -> bool| {
+            self.slots.values().filter(|s| s.busy && pred(s)).count() as u64
+        };
+        if let Some(reserved) = f.reserved_concurrency {
+            if busy(&|s| s.key.0 == f.name) >= u64::from(reserved) {
+                return Err(ControlError::TooManyRequests {
+                    reason: ThrottleReason::ReservedFunctionConcurrentInvocationLimitExceeded,
+                    message: "Rate Exceeded.".into(),
+                });
+            }
+            return Ok(());
+        }
+        // Reservations are guaranteed: the others share the rest of the account limit.
+        let unreserved_limit =
+            u64::from(self.cfg.account_concurrency).saturating_sub(self.reserved_total);
+        if busy(&|s| !s.reserved) >= unreserved_limit {
+            return Err(ControlError::TooManyRequests {
+                reason: ThrottleReason::ConcurrentInvocationLimitExceeded,
+                message: "Rate Exceeded.".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// An idle instance of exactly this function version, or a new one. Returns the slot
+    /// and how the instance started.
+    pub(super) fn claim_instance(
+        &mut self,
+        f: &FunctionConfig,
+        forced: Option<ForcedStart>,
+    ) -> Result<(usize, StartKind), ControlError> {
+        let key: FnKey = (f.name.clone(), f.version.clone(), f.revision_id.clone());
+        while forced.is_none() {
+            let best = self
+                .slots
+                .iter()
+                .filter(|(_, s)| {
+                    s.key == key && !s.busy && !s.stale && s.retiring.is_none() && s.inst.is_free()
+                })
+                .max_by_key(|(_, s)| s.idle_since)
+                .map(|(id, _)| *id);
+            let Some(id) = best else { break };
+            let s = self.slots.get_mut(&id).expect("slot exists");
+            // The pidfd may have fired after this turn's events were read: an instance
+            // that died idle must not take the invocation (it would fail it).
+            if s.inst.has_exited() {
+                self.remove_slot(id, None);
+                continue;
+            }
+            if s.frozen {
+                if let Err(e) = self.host.set_frozen(&s.inst.sandbox, false) {
+                    eprintln!("hearth serve: thawing an instance of {}: {e}", f.name);
+                }
+                s.frozen = false;
+            }
+            let kind = if s.provisioned_for.is_some() {
+                StartKind::Provisioned
+            } else {
+                StartKind::Warm
+            };
+            return Ok((id, kind));
+        }
+        let cfg = self.instance_config(f, InitializationType::OnDemand);
+        self.make_room(cfg.memory_mb, &f.name)?;
+        let single_use = forced.is_some();
+        let (slot, kind) = self.start_instance(cfg, key, f.reserved_concurrency.is_some(), forced)?;
+        if let Some(s) = self.slots.get_mut(&slot) {
+            s.single_use = single_use;
+        }
+        Ok((slot, kind))
+    }
+
+    /// The instance configuration of a function version.
+    pub(super) fn instance_config(
+        &self,
+        f: &FunctionConfig,
+        initialization_type: InitializationType,
+    ) -> InstanceConfig {
+        InstanceConfig {
+            function_name: f.name.clone(),
+            version: f.version.clone(),
+            runtime: f.runtime,
+            handler: f.handler.clone(),
+            memory_mb: u64::from(f.memory_mb),
+            timeout: Duration::from_secs(u64::from(f.timeout_s)),
+            init_limit: crate::instance::INIT_LIMIT,
+            tmp_mb: u64::from(f.ephemeral_storage_mb),
+            env: f.env.clone(),
+            code_dir: f.code_dir.clone(),
+            root: RootSource::HostBinds,
+            region: self.cfg.region.clone(),
+            account_id: self.cfg.account_id.clone(),
+            logs_dir: self.cfg.state_dir.join("logs"),
+            runtimes_dir: self.runtimes_dir.clone(),
+            initialization_type,
+        }
+    }
+
+    /// Starts an instance of `cfg` in a new slot, from a blank sandbox when one fits and
+    /// the function is not crash-looping, else by spawning.
+    fn start_instance(
+        &mut self,
+        cfg: InstanceConfig,
+        key: FnKey,
+        reserved: bool,
+        forced: Option<ForcedStart>,
+    ) -> Result<(usize, StartKind), ControlError> {
+        let slot = self.next_slot;
+        self.next_slot += 1;
+        let base = tokens::SLOT_BASE + 3 * slot;
+        let toks = [Token(base), Token(base + 1), Token(base + 2)];
+        let name = crate::sandbox::reclaim::sandbox_name("fn", Some(slot as u64));
+        let crash_looping = self
+            .pool
+            .init_failures
+            .get(&cfg.function_name)
+            .is_some_and(|&n| n >= CRASH_LOOP_FAILURES);
+        let may_use_blank =
+            forced != Some(ForcedStart::Spawn) && !crash_looping && self.blank_fits(&cfg);
+        let blank = if may_use_blank {
+            self.take_blank()
+        } else {
+            None
+        };
+        let (started, kind) = match blank {
+            Some(sb) => (
+                Instance::start_from_blank(
+                    &self.host,
+                    sb,
+                    &cfg,
+                    &mut self.server,
+                    self.poll.registry(),
+                    toks,
+                    None,
+                ),
+                StartKind::Blank,
+            ),
+            None => (
+                Instance::start(
+                    &self.host,
+                    &name,
+                    &cfg,
+                    &mut self.server,
+                    self.poll.registry(),
+                    toks,
+                    None,
+                ),
+                StartKind::Spawn,
+            ),
+        };
+        let inst = started
+            .map_err(|e| ControlError::Service(format!("starting an instance: {e}")))?
+            .ok_or_else(|| {
+                // No bootstrap: Lambda reports it as the invocation's error; a slot-less
+                // outcome would need its own path, so refuse clearly instead.
+                ControlError::InvalidParameterValue(
+                    "Couldn't find valid bootstrap(s): [/var/task/bootstrap /opt/bootstrap]"
+                        .into(),
+                )
+            })?;
+        self.by_api.insert(inst.api, slot);
+        self.slots.insert(
+            slot,
+            Slot {
+                inst,
+                cfg,
+                key,
+                waiter: None,
+                busy: false,
+                idle_since: Instant::now(),
+                frozen: false,
+                provisioned_for: None,
+                retiring: None,
+                single_use: false,
+                reserved,
+                init_recorded: false,
+                invocation: None,
+                stale: false,
+            },
+        );
+        Ok((slot, kind))
+    }
+
+    /// Whether a blank sandbox can carry this function (they are built with the default
+    /// `/tmp` size and the host's root).
+    fn blank_fits(&self, cfg: &InstanceConfig) -> bool {
+        cfg.tmp_mb == crate::sandbox::plan::TMP_MB.start().to_owned()
+            && matches!(cfg.root, RootSource::HostBinds)
+    }
+
+    /// The memory the pool holds: the limits of every live instance, and the placeholder
+    /// limit of every ready blank sandbox.
+    pub(super) fn memory_used_mb(&self) -> u64 {
+        let instances: u64 = self.slots.values().map(|s| s.cfg.memory_mb).sum();
+        instances + self.blanks_ready() as u64 * BLANK_MEMORY_MB
+    }
+
+    /// Makes room for `mb` more in the memory budget by retiring idle instances, least
+    /// recently used first (never busy, initialising or provisioned ones); throttles if
+    /// even that is not enough.
+    fn make_room(&mut self, mb: u64, function: &str) -> Result<(), ControlError> {
+        let budget = self.cfg.memory_budget_mb;
+        let mut used = self.memory_used_mb();
+        if used + mb <= budget {
+            return Ok(());
+        }
+        let mut idle: Vec<(Instant, usize, u64)> = self
+            .slots
+            .iter()
+            .filter(|(_, s)| {
+                !s.busy && s.provisioned_for.is_none() && s.retiring.is_none() && s.inst.is_free()
+            })
+            .map(|(id, s)| (s.idle_since, *id, s.cfg.memory_mb))
+            .collect();
+        idle.sort();
+        let mut victims = Vec::new();
+        for (_, id, m) in idle {
+            if used + mb <= budget {
+                break;
+            }
+            used -= m;
+            victims.push(id);
+        }
+        if used + mb > budget {
+            self.metrics.throttled(function, "MemoryBudgetExceeded");
+            return Err(ControlError::TooManyRequests {
+                reason: ThrottleReason::ConcurrentInvocationLimitExceeded,
+                message: format!(
+                    "Rate Exceeded. (The host's memory budget of {budget} MB is held by busy, \
+                     initialising and provisioned instances.)"
+                ),
+            });
+        }
+        for id in victims {
+            if let Some(s) = self.slots.get(&id) {
+                let f = s.cfg.function_name.clone();
+                self.metrics.evicted(&f);
+            }
+            // Eviction is immediate: the memory is needed now.
+            self.remove_slot(id, None);
+        }
+        Ok(())
+    }
+
+    /// Records a finished invocation in the metrics and the crash-loop counter.
+    pub(super) fn record_end(&mut self, slot: usize, ended: &Ended) {
+        let Some(s) = self.slots.get_mut(&slot) else {
+            return;
+        };
+        let result = if ended.kind.timed_out {
+            InvocationResult::Timeout
+        } else if ended.kind.exited || ended.kind.init_error || ended.kind.oversize {
+            InvocationResult::Crash
+        } else {
+            match ended.outcome {
+                Outcome::Success { .. } => InvocationResult::Success,
+                Outcome::FunctionError { .. } => InvocationResult::FunctionError,
+            }
+        };
+        self.metrics.invocation_finished(
+            &s.cfg.function_name,
+            &s.cfg.version,
+            result,
+            ended.duration,
+        );
+        if !s.init_recorded {
+            if let Some(d) = s.inst.init_duration() {
+                s.init_recorded = true;
+                self.metrics
+                    .init_finished(&s.cfg.function_name, &s.cfg.version, d);
+            }
+        }
+        let failed_init = ended.kind.init_error || (ended.cold && !ended.handed_over);
+        let f = s.cfg.function_name.clone();
+        if failed_init {
+            *self.pool.init_failures.entry(f).or_insert(0) += 1;
+        } else {
+            self.pool.init_failures.remove(&f);
+        }
+    }
+
+    /// One turn of pool housekeeping: freezes parked instances, starts retiring expired
+    /// ones, removes dead and retired ones, reconciles provisioned concurrency. Returns
+    /// when it next needs to run.
+    pub(super) fn pool_tick(&mut self, now: Instant) -> Option<Instant> {
+        let freeze_delay = Duration::from_millis(self.cfg.freeze_delay_ms);
+        let idle_timeout = Duration::from_secs(self.cfg.idle_timeout_s);
+        let mut next: Option<Instant> = None;
+        let mut soonest = |t: Instant| next = Some(next.map_or(t, |n: Instant| n.min(t)));
+        let mut remove = Vec::new();
+        let mut retire = Vec::new();
+        for (&id, s) in self.slots.iter_mut() {
+            if let Some(kill_at) = s.retiring {
+                if s.inst.exited() || now >= kill_at {
+                    remove.push(id);
+                } else {
+                    soonest(kill_at);
+                }
+                continue;
+            }
+            if s.busy {
+                continue;
+            }
+            if s.inst.exited() {
+                remove.push(id);
+                continue;
+            }
+            if s.inst.init_overdue(now, s.cfg.init_limit) {
+                *self
+                    .pool
+                    .init_failures
+                    .entry(s.cfg.function_name.clone())
+                    .or_insert(0) += 1;
+                remove.push(id);
+                continue;
+            }
+            if !s.inst.is_parked() {
+                continue;
+            }
+            if !s.init_recorded {
+                if let Some(d) = s.inst.init_duration() {
+                    s.init_recorded = true;
+                    self.metrics
+                        .init_finished(&s.cfg.function_name, &s.cfg.version, d);
+                }
+            }
+            if s.provisioned_for.is_none() {
+                let expires = s.idle_since + idle_timeout;
+                if now >= expires {
+                    retire.push(id);
+                    continue;
+                }
+                soonest(expires);
+            }
+            if !s.frozen {
+                let at = s.idle_since + freeze_delay;
+                if now >= at {
+                    match self.host.set_frozen(&s.inst.sandbox, true) {
+                        Ok(()) => s.frozen = true,
+                        Err(e) => eprintln!(
+                            "hearth serve: freezing an instance of {}: {e}",
+                            s.cfg.function_name
+                        ),
+                    }
+                } else {
+                    soonest(at);
+                }
+            }
+        }
+        for id in remove {
+            self.remove_slot(id, None);
+        }
+        for id in retire {
+            self.begin_retire(id, now);
+            soonest(now + SHUTDOWN_GRACE);
+        }
+        let reconcile_due = self.pool.provisioned_dirty
+            || self
+                .pool
+                .last_reconcile
+                .is_none_or(|t| now.saturating_duration_since(t) >= Duration::from_secs(1));
+        if reconcile_due && self.draining.is_none() {
+            self.reconcile_provisioned(now);
+        }
+        next
+    }
+
+    /// Thaws the instance and sends its runtime SIGTERM; it is killed with its cgroup at
+    /// the end of the grace period if it has not exited by then.
+    pub(super) fn begin_retire(&mut self, id: usize, now: Instant) {
+        let Some(s) = self.slots.get_mut(&id) else {
+            return;
+        };
+        if s.frozen {
+            let _ = self.host.set_frozen(&s.inst.sandbox, false);
+            s.frozen = false;
+        }
+        s.inst.sandbox.signal(libc::SIGTERM);
+        s.retiring = Some(now + SHUTDOWN_GRACE);
+    }
+
+    /// Removes an instance now: thaws it (a frozen task on v1 would hold its SIGKILL),
+    /// then kills and removes its sandbox. `ended` is the invocation it was serving.
+    pub(super) fn remove_slot(
+        &mut self,
+        id: usize,
+        ended: Option<Ended>,
+    ) -> Option<crate::instance::InvokeResult> {
+        self.logs_pending.remove(&id);
+        let s = self.slots.remove(&id)?;
+        self.by_api.remove(&s.inst.api);
+        if s.frozen {
+            let _ = self.host.set_frozen(&s.inst.sandbox, false);
+        }
+        if s.provisioned_for.is_some() {
+            self.pool.provisioned_dirty = true;
+        }
+        s.inst
+            .teardown(
+                &self.host,
+                &mut self.server,
+                self.poll.registry(),
+                &s.cfg,
+                ended,
+            )
+            .ok()
+            .flatten()
+    }
+
+    /// Starts or demotes instances so that every provisioned request has its count.
+    fn reconcile_provisioned(&mut self, now: Instant) {
+        self.pool.provisioned_dirty = false;
+        self.pool.last_reconcile = Some(now);
+        let Ok(requests) = self.registry.all_provisioned() else {
+            return;
+        };
+        // (function, qualifier) → (resolved function version, requested, last modified).
+        let mut wanted: HashMap<(String, String), (FunctionConfig, u32, String)> =
+            HashMap::new();
+        for (function, p) in requests {
+            let version = if p.qualifier.bytes().all(|b| b.is_ascii_digit()) {
+                p.qualifier.clone()
+            } else {
+                match self.registry.get_alias(&function, &p.qualifier) {
+                    Ok(a) => a.function_version,
+                    Err(_) => continue,
+                }
+            };
+            if let Ok(f) = self.registry.get_function(&function, Some(&version)) {
+                wanted.insert((function, p.qualifier), (f, p.requested, p.last_modified));
+            }
+        }
+        // Demote instances no request wants any more (they then expire like any other).
+        let mut count: HashMap<(String, String), u32> = HashMap::new();
+        let mut ids: Vec<usize> = self.slots.keys().copied().collect();
+        ids.sort();
+        for id in ids {
+            let s = self.slots.get_mut(&id).expect("slot exists");
+            let Some(target) = s.provisioned_for.clone() else {
+                continue;
+            };
+            let keep = match wanted.get(&target) {
+                Some((f, requested, _)) => {
+                    let key = (f.name.clone(), f.version.clone(), f.revision_id.clone());
+                    let n = count.entry(target.clone()).or_insert(0);
+                    let alive = s.retiring.is_none() && !s.inst.exited();
+                    let keep = key == s.key && alive && *n < *requested;
+                    if keep {
+                        *n += 1;
+                    }
+                    keep
+                }
+                None => false,
+            };
+            if !keep {
+                s.provisioned_for = None;
+                s.idle_since = now;
+            }
+        }
+        self.pool
+            .provisioned_failed
+            .retain(|k, (modified, _)| wanted.get(k).is_some_and(|w| &w.2 == modified));
+        let mut budget = PROVISION_PER_TURN;
+        let mut targets: Vec<_> = wanted.into_iter().collect();
+        targets.sort_by(|a, b| a.0.cmp(&b.0));
+        for (target, (f, requested, modified)) in targets {
+            let have = count.get(&target).copied().unwrap_or(0);
+            if have >= requested || self.pool.provisioned_failed.contains_key(&target) {
+                continue;
+            }
+            if self
+                .pool
+                .init_failures
+                .get(&f.name)
+                .is_some_and(|&n| n >= CRASH_LOOP_FAILURES)
+            {
+                self.pool.provisioned_failed.insert(
+                    target.clone(),
+                    (
+                        modified.clone(),
+                        "FUNCTION_ERROR_INIT_FAILURE: the function's init failed \
+                         repeatedly"
+                            .into(),
+                    ),
+                );
+                continue;
+            }
+            for _ in have..requested {
+                if budget == 0 {
+                    self.pool.provisioned_dirty = true;
+                    return;
+                }
+                budget -= 1;
+                let cfg = self.instance_config(&f, InitializationType::ProvisionedConcurrency);
+                if self.make_room(cfg.memory_mb, &f.name).is_err() {
+                    // Busy instances hold the budget: try again on a later turn.
+                    break;
+                }
+                let key = (f.name.clone(), f.version.clone(), f.revision_id.clone());
+                match self.start_instance(cfg, key, f.reserved_concurrency.is_some(), None) {
+                    Ok((slot, _)) => {
+                        if let Some(s) = self.slots.get_mut(&slot) {
+                            s.provisioned_for = Some(target.clone());
+                        }
+                    }
+                    Err(e) => {
+                        self.pool
+                            .provisioned_failed
+                            .insert(target.clone(), (modified.clone(), e.to_string()));
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The live status of a provisioned request of `requested` instances.
+    pub(super) fn provisioned_status(
+        &self,
+        function: &str,
+        qualifier: &str,
+        requested: u32,
+    ) -> ProvisionedStatus {
+        let target = (function.to_string(), qualifier.to_string());
+        let mine = self
+            .slots
+            .values()
+            .filter(|s| s.provisioned_for.as_ref() == Some(&target));
+        let allocated = mine.clone().count() as u32;
+        let available = mine.filter(|s| !s.inst.is_initialising()).count() as u32;
+        let (status, reason) = match self.pool.provisioned_failed.get(&target) {
+            Some((_, why)) if available < requested => ("FAILED", Some(why.clone())),
+            _ if available >= requested => ("READY", None),
+            _ => ("IN_PROGRESS", None),
+        };
+        ProvisionedStatus {
+            available: available.min(requested),
+            allocated: allocated.min(requested),
+            status,
+            reason,
+        }
+    }
+
+    /// Instance counts by state and the memory budget, for `/metrics`.
+    pub(super) fn gauges(&self) -> super::metrics::Gauges {
+        let mut g = super::metrics::Gauges::default();
+        for s in self.slots.values() {
+            if s.busy {
+                g.busy += 1;
+            } else if s.inst.is_initialising() {
+                g.initialising += 1;
+            } else if s.frozen {
+                g.idle_frozen += 1;
+            } else {
+                g.idle_thawed += 1;
+            }
+        }
+        g.blank = self.blanks_ready() as u64;
+        g.memory_budget_used_bytes = self.memory_used_mb() * 1024 * 1024;
+        g.memory_budget_bytes = self.cfg.memory_budget_mb * 1024 * 1024;
+        g
+    }
+
+    /// Blank sandboxes ready to be claimed.
+    pub(super) fn blanks_ready(&self) -> usize {
+        0
+    }
+
+    /// A blank sandbox, if one is ready.
+    fn take_blank(&mut self) -> Option<crate::sandbox::Sandbox> {
+        None
+    }
+}
