@@ -102,6 +102,11 @@ pub struct InvokeArgs {
     /// Do not copy the log lines to stderr (they stay in the log stream file).
     #[arg(long)]
     pub quiet: bool,
+    /// (--local) Start each instance the way the daemon's pre-warmed cold starts do: from
+    /// a blank sandbox (made just before), assigned the function. A function whose /tmp
+    /// size is not the default takes the ordinary path.
+    #[arg(long)]
+    pub blank: bool,
 }
 
 /// Checks and decodes `X-Amz-Client-Context`: base64 (≤ 3,583 bytes) of a JSON object.
@@ -149,6 +154,7 @@ fn run_invocations(
     args: &InvokeArgs,
 ) -> Result<InvokeResult, InstanceError> {
     let mut local = LocalInstance::new(host, name, cfg, !args.quiet)?;
+    local.use_blanks(args.blank);
     let mut timings = match &args.timings_file {
         Some(path) => Some(
             std::fs::OpenOptions::new()
@@ -201,8 +207,8 @@ fn fail(msg: impl std::fmt::Display) -> u8 {
 
 /// `hearth invoke` without `--local`: `aws lambda invoke` through the daemon.
 fn through_daemon(args: InvokeArgs, global: &crate::lambda_cli::LambdaGlobal) -> u8 {
-    if args.code.is_some() || args.runtime.is_some() {
-        return usage("--code and --runtime are for --local (a deployed function is invoked by --function-name)");
+    if args.code.is_some() || args.runtime.is_some() || args.blank {
+        return usage("--code, --runtime and --blank are for --local (a deployed function is invoked by --function-name)");
     }
     let (Some(function_name), Some(outfile)) = (args.function_name, args.outfile) else {
         return usage("invoke needs --function-name NAME and an OUTFILE (or --local; see --help)");

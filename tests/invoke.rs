@@ -147,8 +147,26 @@ def sized(event, context):
     return "x" * (event["n"] - 2)
 "#;
 
+/// A few checks also run with instances started from blank sandboxes (`--blank`, the
+/// daemon's pre-warmed path): the function must not see a difference.
+mod blank_path {
+    #[test]
+    fn python_echo_sees_lambdas_context_and_environment() {
+        super::python_echo_in(&["--blank"], "hearth-test-echo-blank-fn");
+    }
+
+    #[test]
+    fn a_static_bootstrap_echoes_cold_then_warm() {
+        super::static_echo_in(&["--blank"]);
+    }
+}
+
 #[test]
 fn python_echo_sees_lambdas_context_and_environment() {
+    python_echo_in(&[], "hearth-test-echo-fn");
+}
+
+fn python_echo_in(mode: &[&str], name: &str) {
     if skip_unless_root() {
         return;
     }
@@ -157,35 +175,39 @@ fn python_echo_sees_lambdas_context_and_environment() {
         f.path(),
         "python3.11",
         &[
-            "--handler",
-            "handlers.echo",
-            "--function-name",
-            "hearth-test-echo-fn",
-            "--memory",
-            "256",
-            "--timeout",
-            "30",
-            "--env",
-            "MY_VAR=hello",
-            "--payload",
-            r#"{"a": [1, 2, 3]}"#,
-        ],
+            mode,
+            &[
+                "--handler",
+                "handlers.echo",
+                "--function-name",
+                name,
+                "--memory",
+                "256",
+                "--timeout",
+                "30",
+                "--env",
+                "MY_VAR=hello",
+                "--payload",
+                r#"{"a": [1, 2, 3]}"#,
+            ],
+        ]
+        .concat(),
     );
     assert_eq!(r.code, 0, "{r:?}");
     let v = r.json();
     assert_eq!(v["echo"], serde_json::json!({"a": [1, 2, 3]}));
-    assert_eq!(v["function"], "hearth-test-echo-fn");
+    assert_eq!(v["function"], name);
     assert_eq!(v["memory"], "256");
     assert_eq!(
         v["arn"],
-        "arn:aws:lambda:us-east-1:000000000000:function:hearth-test-echo-fn"
+        format!("arn:aws:lambda:us-east-1:000000000000:function:{name}")
     );
     assert_eq!(v["remaining_ok"], true);
     assert_eq!(v["cwd"], "/var/task");
     assert_eq!(v["uid"], 993);
     let env = &v["env"];
     assert_eq!(env["AWS_LAMBDA_RUNTIME_API"], "127.0.0.1:9001");
-    assert_eq!(env["AWS_LAMBDA_FUNCTION_NAME"], "hearth-test-echo-fn");
+    assert_eq!(env["AWS_LAMBDA_FUNCTION_NAME"], name);
     assert_eq!(env["AWS_LAMBDA_FUNCTION_VERSION"], "$LATEST");
     assert_eq!(env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"], "256");
     assert_eq!(env["AWS_EXECUTION_ENV"], "AWS_Lambda_python3.11");
@@ -718,6 +740,10 @@ fn echo_function() -> tempfile::TempDir {
 
 #[test]
 fn a_static_bootstrap_echoes_cold_then_warm() {
+    static_echo_in(&[]);
+}
+
+fn static_echo_in(mode: &[&str]) {
     if skip_unless_root() {
         return;
     }
@@ -727,13 +753,17 @@ fn a_static_bootstrap_echoes_cold_then_warm() {
         f.path(),
         "provided.al2023",
         &[
-            "--payload",
-            r#"{"big": "0123456789"}"#,
-            "--repeat",
-            "5",
-            "--timings-file",
-            timings.path().to_str().unwrap(),
-        ],
+            mode,
+            &[
+                "--payload",
+                r#"{"big": "0123456789"}"#,
+                "--repeat",
+                "5",
+                "--timings-file",
+                timings.path().to_str().unwrap(),
+            ],
+        ]
+        .concat(),
     );
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(r.json(), serde_json::json!({"big": "0123456789"}));

@@ -47,19 +47,41 @@ fn a_larger_tmp_size_is_honoured() {
     );
 }
 
+/// The memory and CPU limits of a sandbox started from a blank are written when it is
+/// assigned (the blank has a 128 MB placeholder): the same checks run on both paths.
+mod blank_path {
+    #[test]
+    fn touching_300_mb_under_128_is_oom_killed_and_reported() {
+        super::touching_300_mb_under_128_is_oom_killed_and_reported_in(&["--blank"]);
+    }
+
+    #[test]
+    fn cgroup_limits_are_written_as_asked() {
+        super::cgroup_limits_are_written_as_asked_in(&["--blank"]);
+    }
+}
+
 #[test]
 fn touching_300_mb_under_128_is_oom_killed_and_reported() {
+    touching_300_mb_under_128_is_oom_killed_and_reported_in(&[]);
+}
+
+fn touching_300_mb_under_128_is_oom_killed_and_reported_in(mode: &[&str]) {
     if skip_unless_root() {
         return;
     }
-    let r = probe(&["--memory", "128"], &["memhog", "300"]);
+    let r = probe(&[mode, &["--memory", "128"]].concat(), &["memhog", "300"]);
     assert_eq!(r.code, 123, "{r:?}");
     assert!(r.stderr.contains("out of memory"), "{r:?}");
     assert!(!r.stdout.contains("touched_mb=300"), "{r:?}");
     // Below the limit it is fine, and the peak is reported.
-    let r = probe(&["--memory", "256", "--report"], &["memhog", "100"]);
+    let r = probe(
+        &[mode, &["--memory", "256", "--report"]].concat(),
+        &["memhog", "200"],
+    );
     assert_eq!(r.code, 0, "{r:?}");
-    assert_eq!(r.get("touched_mb"), "100");
+    // More than the blank's 128 MB placeholder: the assigned limit is in force.
+    assert_eq!(r.get("touched_mb"), "200");
     let report = r.stderr.lines().find(|l| l.starts_with("REPORT ")).unwrap();
     assert!(report.contains("Memory Size: 256 MB"), "{report}");
     assert!(report.contains("OOM Kills: 0"), "{report}");
@@ -69,7 +91,7 @@ fn touching_300_mb_under_128_is_oom_killed_and_reported() {
         .and_then(|r| r.split(' ').next())
         .and_then(|n| n.parse().ok())
         .unwrap();
-    assert!((100..=256).contains(&used), "{report}");
+    assert!((200..=256).contains(&used), "{report}");
 }
 
 #[test]
@@ -86,11 +108,15 @@ fn a_fork_bomb_stops_at_the_pids_limit() {
 
 #[test]
 fn cgroup_limits_are_written_as_asked() {
+    cgroup_limits_are_written_as_asked_in(&[]);
+}
+
+fn cgroup_limits_are_written_as_asked_in(mode: &[&str]) {
     if skip_unless_root() {
         return;
     }
     let mut child = hearth_run_cmd(
-        &["--memory", "1769", "--pids", "77"],
+        &[mode, &["--memory", "1769", "--pids", "77"]].concat(),
         &["/bin/sh", "-c", "echo ready; exec sleep 30"],
     )
     .stdout(Stdio::piped())

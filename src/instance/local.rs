@@ -3,6 +3,10 @@
 //! same instance (warm); after anything that ends an instance, the next invocation starts
 //! a fresh one (cold), as Lambda does.
 //!
+//! With [`LocalInstance::use_blanks`], each instance starts from a blank sandbox made
+//! right before it ([`Instance::start_from_blank`]): the daemon's pre-warmed path, for
+//! tests and measurements of it.
+//!
 //! Not done here: concurrency (one invocation at a time), pre-warming, freezing idle
 //! instances — the daemon's pool does those with the same [`Instance`].
 
@@ -56,6 +60,8 @@ pub struct LocalInstance<'h> {
     inst: Option<Instance>,
     /// Instances started so far (each gets its own sandbox name).
     started: u64,
+    /// Start instances from blank sandboxes.
+    blanks: bool,
 }
 
 impl<'h> LocalInstance<'h> {
@@ -76,7 +82,44 @@ impl<'h> LocalInstance<'h> {
             events: Events::with_capacity(64),
             inst: None,
             started: 0,
+            blanks: false,
         })
+    }
+
+    /// Starts every later instance from a blank sandbox (when the function fits one,
+    /// [`super::fits_blank`]).
+    pub fn use_blanks(&mut self, on: bool) {
+        self.blanks = on;
+    }
+
+    fn start_instance(
+        &mut self,
+        name: &str,
+        echo: Option<Box<dyn WriteDebug>>,
+    ) -> Result<Option<Instance>, InstanceError> {
+        let tokens = [LOG_TOKEN, PIDFD_TOKEN, CHANNEL_TOKEN];
+        let template = super::blank_template(self.cfg.root.clone(), &self.cfg.runtimes_dir);
+        if self.blanks && super::fits_blank(&self.cfg, &template) {
+            let blank = self.host.create_blank(name, &template)?;
+            return Instance::start_from_blank(
+                self.host,
+                blank,
+                &self.cfg,
+                &mut self.server,
+                self.poll.registry(),
+                tokens,
+                echo,
+            );
+        }
+        Instance::start(
+            self.host,
+            name,
+            &self.cfg,
+            &mut self.server,
+            self.poll.registry(),
+            tokens,
+            echo,
+        )
     }
 
     /// Runs one invocation: on the live instance if there is one (warm), else on a new
@@ -116,15 +159,7 @@ impl<'h> LocalInstance<'h> {
             } else {
                 None
             };
-            match Instance::start(
-                self.host,
-                &name,
-                &self.cfg,
-                &mut self.server,
-                self.poll.registry(),
-                [LOG_TOKEN, PIDFD_TOKEN, CHANNEL_TOKEN],
-                echo,
-            )? {
+            match self.start_instance(&name, echo)? {
                 Some(i) => self.inst = Some(i),
                 None => {
                     return Ok(Some(InvokeResult {

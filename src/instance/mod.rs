@@ -17,7 +17,7 @@
 
 pub mod local;
 pub mod logs;
-mod pooled;
+pub mod pooled;
 
 pub use local::{invoke_cold, LocalInstance};
 
@@ -260,21 +260,65 @@ pub fn bootstrap_argv(runtime: Runtime, code_dir: &Path) -> Option<Vec<OsString>
     }
 }
 
-impl Instance {
-    /// Starts a fresh instance of `cfg`: its sandbox with the bootstrap running, the
-    /// listeners registered with `server`, the log pipe and the sandbox's pidfd and
-    /// channel registered with `registry` under the given tokens. `Ok(None)`: a custom
-    /// runtime without a bootstrap (the caller reports `Runtime.InvalidEntrypoint`).
-    #[allow(clippy::too_many_arguments)]
-    pub fn start(
-        host: &SandboxHost,
-        name: &str,
+/// The template of the blank sandboxes a daemon keeps ready
+/// ([`crate::sandbox::blank::BlankPool`]): what every instance's sandbox shares — `/tmp`
+/// of the default ephemeral storage (512 MB), the daemon's root, Hearth's managed runtimes
+/// at `/var/runtime`, the Runtime API listeners — with a 128 MB placeholder memory limit.
+/// A function with another `/tmp` size does not fit ([`fits_blank`]) and takes the spawn
+/// path.
+pub fn blank_template(root: RootSource, runtimes_dir: &Path) -> SandboxSpec {
+    let mut spec = SandboxSpec::new(Vec::new());
+    spec.memory_mb = *crate::sandbox::plan::MEMORY_MB.start();
+    spec.tmp_mb = *crate::sandbox::plan::TMP_MB.start();
+    spec.root = root;
+    spec.runtime_dir = Some(runtimes_dir.to_path_buf());
+    spec.runtime_api = true;
+    spec
+}
+
+/// Whether an instance of `cfg` can start from a blank built from `template`
+/// ([`Instance::start_from_blank`] refuses it otherwise).
+pub fn fits_blank(cfg: &InstanceConfig, template: &SandboxSpec) -> bool {
+    crate::sandbox::assign::BlankShape::of(template)
+        .check(&base_spec(cfg, Vec::new(), true))
+        .is_ok()
+}
+
+/// An instance's sandbox spec without its environment and stdio. On the blank path every
+/// runtime gets `/var/runtime` (the blank has it), custom runtimes too: the files there
+/// are Hearth's public runtime bootstraps, read-only.
+fn base_spec(cfg: &InstanceConfig, argv: Vec<OsString>, blank: bool) -> SandboxSpec {
+    let mut spec = SandboxSpec::new(argv);
+    spec.memory_mb = cfg.memory_mb;
+    spec.tmp_mb = cfg.tmp_mb;
+    spec.code = Some(cfg.code_dir.clone());
+    spec.root = cfg.root.clone();
+    if blank || !cfg.runtime.is_custom() {
+        spec.runtime_dir = Some(cfg.runtimes_dir.clone());
+    }
+    spec.runtime_api = true;
+    spec.cpu_boost_mb = Some(INIT_CPU_MB);
+    spec
+}
+
+/// What both ways of starting an instance prepare before its sandbox runs the bootstrap.
+struct Prepared {
+    spec: SandboxSpec,
+    logs: LogStream,
+    log_r: OwnedFd,
+    /// The write end of the log pipe and /dev/null, the command's stdio: the sandbox
+    /// holds its own copies once created or assigned, then these are dropped.
+    log_w: OwnedFd,
+    null: std::fs::File,
+}
+
+impl Prepared {
+    /// `None`: a custom runtime without a bootstrap.
+    fn new(
         cfg: &InstanceConfig,
-        server: &mut RuntimeApiServer,
-        registry: &mio::Registry,
-        tokens: [Token; 3],
         echo: Option<Box<dyn WriteDebug>>,
-    ) -> Result<Option<Instance>, InstanceError> {
+        blank: bool,
+    ) -> Result<Option<Prepared>, InstanceError> {
         let Some(argv) = bootstrap_argv(cfg.runtime, &cfg.code_dir) else {
             return Ok(None);
         };
@@ -309,25 +353,102 @@ impl Instance {
         let null = std::fs::File::open("/dev/null")
             .map_err(|e| InstanceError::Setup(format!("opening /dev/null: {e}")))?;
 
-        let mut spec = SandboxSpec::new(argv);
+        let mut spec = base_spec(cfg, argv, blank);
         spec.env = environment
             .into_iter()
             .map(|(k, v)| (k.into(), v.into()))
             .collect();
-        spec.memory_mb = cfg.memory_mb;
-        spec.tmp_mb = cfg.tmp_mb;
-        spec.code = Some(cfg.code_dir.clone());
-        spec.root = cfg.root.clone();
-        if !cfg.runtime.is_custom() {
-            spec.runtime_dir = Some(cfg.runtimes_dir.clone());
-        }
-        spec.runtime_api = true;
-        spec.cpu_boost_mb = Some(INIT_CPU_MB);
         spec.stdio = Some([null.as_raw_fd(), log_w.as_raw_fd(), log_w.as_raw_fd()]);
+        Ok(Some(Prepared {
+            spec,
+            logs,
+            log_r,
+            log_w,
+            null,
+        }))
+    }
+}
 
+impl Instance {
+    /// Starts a fresh instance of `cfg`: its sandbox with the bootstrap running, the
+    /// listeners registered with `server`, the log pipe and the sandbox's pidfd and
+    /// channel registered with `registry` under the given tokens. `Ok(None)`: a custom
+    /// runtime without a bootstrap (the caller reports `Runtime.InvalidEntrypoint`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn start(
+        host: &SandboxHost,
+        name: &str,
+        cfg: &InstanceConfig,
+        server: &mut RuntimeApiServer,
+        registry: &mio::Registry,
+        tokens: [Token; 3],
+        echo: Option<Box<dyn WriteDebug>>,
+    ) -> Result<Option<Instance>, InstanceError> {
+        let Some(prepared) = Prepared::new(cfg, echo, false)? else {
+            return Ok(None);
+        };
         let created = Instant::now();
-        let mut sandbox = host.create(name, &spec)?;
+        let sandbox = host.create(name, &prepared.spec)?;
+        Self::started(
+            host, sandbox, prepared, created, cfg, server, registry, tokens,
+        )
+    }
+
+    /// [`Instance::start`] from a blank sandbox ([`crate::sandbox::blank::BlankPool`]),
+    /// given `cfg` with [`SandboxHost::assign_blank`] — its listeners were made when the
+    /// blank was. The sandbox keeps the blank's name. Init Duration counts from the
+    /// assignment. The blank is used up either way: destroyed on `Ok(None)` (no
+    /// bootstrap; check [`bootstrap_argv`] first to keep it) and on errors, a refusal
+    /// because `cfg` does not fit it included (check [`fits_blank`] first).
+    #[allow(clippy::too_many_arguments)]
+    pub fn start_from_blank(
+        host: &SandboxHost,
+        mut blank: Sandbox,
+        cfg: &InstanceConfig,
+        server: &mut RuntimeApiServer,
+        registry: &mio::Registry,
+        tokens: [Token; 3],
+        echo: Option<Box<dyn WriteDebug>>,
+    ) -> Result<Option<Instance>, InstanceError> {
+        let prepared = match Prepared::new(cfg, echo, true) {
+            Ok(Some(p)) => p,
+            other => {
+                let _ = host.destroy(blank);
+                return other.map(|_| None);
+            }
+        };
+        let created = Instant::now();
+        if let Err(e) = host.assign_blank(&mut blank, &prepared.spec) {
+            let _ = host.destroy(blank);
+            return Err(e.into());
+        }
+        Self::started(
+            host, blank, prepared, created, cfg, server, registry, tokens,
+        )
+    }
+
+    /// The part of starting an instance after its sandbox runs the bootstrap: listeners,
+    /// registrations. On failure the sandbox is destroyed.
+    #[allow(clippy::too_many_arguments)]
+    fn started(
+        host: &SandboxHost,
+        mut sandbox: Sandbox,
+        prepared: Prepared,
+        created: Instant,
+        cfg: &InstanceConfig,
+        server: &mut RuntimeApiServer,
+        registry: &mio::Registry,
+        tokens: [Token; 3],
+    ) -> Result<Option<Instance>, InstanceError> {
+        let Prepared {
+            logs,
+            log_r,
+            log_w,
+            null,
+            ..
+        } = prepared;
         drop(log_w);
+        drop(null);
         let Some(listeners) = sandbox.take_runtime_api() else {
             // Set-up failed before init made the listeners: report why.
             let _ = sandbox.wait(Some(Instant::now() + Duration::from_secs(5)), None);

@@ -10,7 +10,6 @@
 //! `capset`. Not done here: user namespaces (an operator option for a later issue).
 
 use nix::errno::Errno;
-use nix::unistd::{setgroups, setresgid, setresuid, Gid, Uid};
 
 use crate::sys::process;
 
@@ -55,16 +54,21 @@ pub fn plan(uid: u32, gid: u32) -> Result<CapsPlan, CapsError> {
     Ok(CapsPlan { uid, gid, last_cap })
 }
 
-/// Drops every privilege, in the order the kernel requires. Allocation-free.
+/// Drops every privilege, in the order the kernel requires. Allocation-free and lock-free.
 pub fn apply(plan: &CapsPlan) -> Result<(), (CapsStep, Errno)> {
     process::set_no_new_privs().map_err(|e| (CapsStep::NoNewPrivs, e))?;
     process::drop_bounding_set(plan.last_cap).map_err(|e| (CapsStep::BoundingSet, e))?;
     process::clear_ambient_caps().map_err(|e| (CapsStep::Ambient, e))?;
-    setgroups(&[]).map_err(|e| (CapsStep::Groups, e))?;
-    let gid = Gid::from_raw(plan.gid);
-    setresgid(gid, gid, gid).map_err(|e| (CapsStep::Gid, e))?;
-    let uid = Uid::from_raw(plan.uid);
-    setresuid(uid, uid, uid).map_err(|e| (CapsStep::Uid, e))?;
+    // Raw system calls, not glibc's wrappers: in a child cloned from a multi-threaded
+    // `hearth`, those would try to synchronise threads that exist only in the parent.
+    process::clear_groups().map_err(|e| (CapsStep::Groups, e))?;
+    process::set_res_ids(plan.uid, plan.gid).map_err(|(gid, e)| {
+        if gid {
+            (CapsStep::Gid, e)
+        } else {
+            (CapsStep::Uid, e)
+        }
+    })?;
     process::clear_capabilities().map_err(|e| (CapsStep::Capset, e))
 }
 

@@ -7,17 +7,30 @@
 //! [`Sandbox`] from a [`SandboxSpec`] (the set-up order is in [`spawn`] and only there);
 //! [`Sandbox::wait`] watches it; [`SandboxHost::destroy`] removes every trace of it.
 //!
+//! Blank sandboxes (ARCHITECTURE §4, layer 2): [`SandboxHost::create_blank`] builds a
+//! sandbox without a function — namespaces, cgroup, `/tmp`, every mount but the code at
+//! `/var/task`, the Runtime API listeners — whose init waits; [`SandboxHost::assign_blank`]
+//! later gives it a function's memory limit, code, command, environment and stdio, and
+//! from then on it is a sandbox like any other ([`assign`] has the hand-over's encoding
+//! and compatibility rules, [`blank`] a pool that keeps blanks ready).
+//!
+//! Threads: [`SandboxHost`] is `Send + Sync` and a [`Sandbox`] is `Send`, so one thread
+//! may create sandboxes while another uses them; see [`blank::BlankPool`] for the one
+//! catch (the parent-death signal follows the creating *thread*).
+//!
 //! Names: every sandbox has a name `<kind>-<pid>-<starttime>` made from the owning
 //! process's pid and start time, used for its cgroup and its scratch image, so that a
 //! start-up [`SandboxHost::sweep`] can tell leftovers of a dead owner from live sandboxes
 //! and remove only Hearth's own. [`reclaim::Keeper`] cleans up after an owner that is
 //! SIGKILLed mid-run.
 //!
-//! Not here: HTTP, scheduling, pools (later issues build on this handle).
+//! Not here: HTTP, scheduling, pools of warm instances (later issues build on this handle).
 
+pub mod assign;
+pub mod blank;
 pub mod caps;
-pub mod freeze;
 pub mod cgroup;
+pub mod freeze;
 pub mod init;
 pub mod listen;
 pub mod mounts;
@@ -39,6 +52,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 
+use self::assign::BlankShape;
 use self::cgroup::{CgroupDriver, CgroupStats, Limits, SandboxCgroup};
 pub use self::mounts::RootSource;
 pub use self::plan::SandboxSpec;
@@ -116,6 +130,43 @@ pub enum SandboxError {
     },
     #[error("waiting for sandbox {name}: {errno}")]
     Wait { name: String, errno: Errno },
+    #[error(transparent)]
+    ExecPlan(#[from] assign::AssignError),
+    #[error("sandbox {name} is not a blank waiting for an assignment")]
+    NotBlank { name: String },
+    #[error("blank sandbox {name} does not fit the spec: {mismatch}")]
+    BlankMismatch {
+        name: String,
+        mismatch: assign::Mismatch,
+    },
+    #[error("blank sandbox {name} did not get ready: {reason}")]
+    BlankSetup { name: String, reason: String },
+    #[error("blank sandbox {name} died while waiting for its assignment")]
+    BlankGone { name: String },
+    #[error("preparing {path} for /var/task: {errno}")]
+    CodeTree { path: PathBuf, errno: Errno },
+}
+
+impl SandboxError {
+    /// A short, stable name of the kind of failure (no names, paths or numbers), for
+    /// logging a repeated failure once.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SandboxError::Plan(_) => "plan",
+            SandboxError::Cgroup(_) => "cgroup",
+            SandboxError::Scratch(_) => "scratch volume",
+            SandboxError::Seccomp(_) => "seccomp",
+            SandboxError::Spawn(_) => "spawn",
+            SandboxError::Dir { .. } => "directory",
+            SandboxError::Wait { .. } => "wait",
+            SandboxError::ExecPlan(_) => "exec plan",
+            SandboxError::NotBlank { .. } => "not blank",
+            SandboxError::BlankMismatch { .. } => "blank mismatch",
+            SandboxError::BlankSetup { .. } => "blank set-up",
+            SandboxError::BlankGone { .. } => "blank gone",
+            SandboxError::CodeTree { .. } => "code tree",
+        }
+    }
 }
 
 /// What is decided once at start-up.
@@ -137,6 +188,9 @@ pub struct Timeline {
     pub clone_start: u64,
     pub clone_done: u64,
     pub released: u64,
+    /// (blank) [`SandboxHost::assign_blank`] began, and sent the assignment.
+    pub assign_start: u64,
+    pub assign_done: u64,
     /// Child-side stamps (see [`sync::stamp`]).
     pub child: [u64; STAMPS],
     pub exited: u64,
@@ -154,6 +208,10 @@ impl Timeline {
             }
         };
         let c = &self.child;
+        let forked_from = match c[stamp::ASSIGNED] {
+            0 => c[stamp::RELEASED],
+            assigned => assigned,
+        };
         [
             ("scratch_us", d(self.start, self.scratch_done)),
             ("cgroup_us", d(self.scratch_done, self.cgroup_done)),
@@ -162,13 +220,19 @@ impl Timeline {
             ("namespaces_us", d(self.clone_done, c[stamp::NAMESPACES])),
             ("mounts_us", d(c[stamp::NAMESPACES], c[stamp::MOUNTS])),
             ("release_wait_us", d(c[stamp::MOUNTS], c[stamp::RELEASED])),
-            ("fork_us", d(c[stamp::RELEASED], c[stamp::FORKED])),
+            ("assign_us", d(self.assign_start, self.assign_done)),
+            ("code_mount_us", d(c[stamp::RELEASED], c[stamp::ASSIGNED])),
+            ("fork_us", d(forked_from, c[stamp::FORKED])),
             ("privileges_us", d(c[stamp::FORKED], c[stamp::PRIVILEGES])),
             ("seccomp_us", d(c[stamp::PRIVILEGES], c[stamp::SECCOMP])),
             ("exec_us", d(c[stamp::SECCOMP], c[stamp::EXECED])),
             ("command_us", d(c[stamp::EXECED], self.exited)),
             ("teardown_us", d(self.exited, self.teardown_done)),
             ("total_us", d(self.start, self.teardown_done)),
+            // Cold starts to the command's execve: from create (the spawn path; for a
+            // blank this includes its wait for the assignment), and from assign_blank.
+            ("start_to_exec_us", d(self.start, c[stamp::EXECED])),
+            ("assign_to_exec_us", d(self.assign_start, c[stamp::EXECED])),
         ]
         .into_iter()
         .filter_map(|(k, v)| v.map(|v| (k, v)))
@@ -201,6 +265,10 @@ pub struct Sandbox {
     memory_mb: u64,
     /// Running on a larger CPU share than its own (`SandboxSpec::cpu_boost_mb`).
     cpu_boosted: bool,
+    /// A blank waiting for its assignment: what it was built with.
+    blank: Option<BlankShape>,
+    /// (blank) Init reported it waits for the assignment.
+    ready: bool,
 }
 
 /// The Runtime API listeners of one sandbox, bound inside its network namespace
@@ -258,11 +326,101 @@ impl SandboxHost {
 
     /// Builds and starts one sandbox. On failure, whatever was created is removed.
     pub fn create(&self, name: &str, spec: &SandboxSpec) -> Result<Sandbox, SandboxError> {
+        plan::validate(spec)?;
+        self.create_any(name, spec, false)
+    }
+
+    /// Builds a blank sandbox from the template `spec` (its `argv`, `env`, `code`, `stdio`
+    /// and `cpu_boost_mb` are ignored): every set-up step up to the release — `/tmp`,
+    /// `/var/runtime`, the Runtime API listeners (take them with
+    /// [`Sandbox::take_runtime_api`] as after [`SandboxHost::create`]), an empty
+    /// `/var/task`, a cgroup limited to `spec.memory_mb` as a placeholder — with init
+    /// waiting for [`SandboxHost::assign_blank`]. Returns once init reports it waits, so a
+    /// set-up failure is this call's error. On failure, whatever was created is removed.
+    pub fn create_blank(&self, name: &str, spec: &SandboxSpec) -> Result<Sandbox, SandboxError> {
+        plan::validate_limits(spec)?;
+        let mut sb = self.create_any(name, spec, true)?;
+        sb.await_reports(|sb| sb.ready);
+        if sb.ready && sb.failure.is_none() {
+            return Ok(sb);
+        }
+        let reason = match &sb.failure {
+            Some(Failure::Setup { step, errno }) => format!("{step}: {errno}"),
+            Some(Failure::Exec { errno, .. }) => format!("exec: {errno}"),
+            None => "init exited or did not report within 10 s".to_string(),
+        };
+        let name = sb.name.clone();
+        let _ = self.destroy(sb);
+        Err(SandboxError::BlankSetup { name, reason })
+    }
+
+    /// Gives the blank `sb` the function of `spec`: its memory limit and CPU share
+    /// (`cpu_boost_mb` as in [`SandboxHost::create`]), its code read-only at `/var/task`,
+    /// its command, environment and stdio; init then starts the command exactly as a
+    /// released sandbox does, and `sb` behaves as one [`SandboxHost::create`] returned
+    /// (reports, [`Sandbox::wait`], [`SandboxHost::destroy`]).
+    ///
+    /// `spec` must fit the blank ([`assign::BlankShape::check`]). A refusal of the spec —
+    /// [`SandboxError::NotBlank`], [`SandboxError::BlankMismatch`], [`SandboxError::Plan`],
+    /// [`SandboxError::ExecPlan`], [`SandboxError::CodeTree`] — leaves the blank as it was;
+    /// after any other error it must be destroyed.
+    pub fn assign_blank(&self, sb: &mut Sandbox, spec: &SandboxSpec) -> Result<(), SandboxError> {
+        let assign_start = process::monotonic_ns();
+        let Some(shape) = &sb.blank else {
+            return Err(SandboxError::NotBlank {
+                name: sb.name.clone(),
+            });
+        };
+        if let Err(mismatch) = shape.check(spec) {
+            return Err(SandboxError::BlankMismatch {
+                name: sb.name.clone(),
+                mismatch,
+            });
+        }
+        plan::validate(spec)?;
+        let exec = plan::exec_plan(spec, plan::CWD)?;
+        let bytes = assign::encode(&exec)?;
+        let code = match &spec.code {
+            Some(dir) => Some(code_tree(dir)?),
+            None => None,
+        };
+        if sb.poll_reports() {
+            return Err(SandboxError::BlankGone {
+                name: sb.name.clone(),
+            });
+        }
+        // From here on the blank changes.
+        if let Some(cg) = &sb.cgroup {
+            self.cgroups.set_memory_limit(cg, spec.memory_mb)?;
+            let boost = spec.cpu_boost_mb.filter(|&mb| mb > spec.memory_mb);
+            self.cgroups
+                .set_cpu_share(cg, boost.unwrap_or(spec.memory_mb))?;
+            sb.memory_mb = spec.memory_mb;
+            sb.cpu_boosted = boost.is_some();
+        }
+        spawn::assign(
+            sb.channel.as_fd(),
+            code.as_ref().map(|c| c.as_fd()),
+            spec.stdio,
+            &bytes,
+        )?;
+        drop(code);
+        sb.blank = None;
+        sb.timeline.assign_start = assign_start;
+        sb.timeline.assign_done = process::monotonic_ns();
+        Ok(())
+    }
+
+    fn create_any(
+        &self,
+        name: &str,
+        spec: &SandboxSpec,
+        blank: bool,
+    ) -> Result<Sandbox, SandboxError> {
         let mut t = Timeline {
             start: process::monotonic_ns(),
             ..Timeline::default()
         };
-        plan::validate(spec)?;
         let volume = self.scratch.create(name, spec.tmp_mb)?;
         t.scratch_done = process::monotonic_ns();
         let cleanup_volume = |v: ScratchVolume| {
@@ -285,7 +443,9 @@ impl SandboxHost {
             cleanup_volume(v);
             Err(e)
         };
-        let boosted = spec.cpu_boost_mb.filter(|&mb| mb > spec.memory_mb);
+        let boosted = spec
+            .cpu_boost_mb
+            .filter(|&mb| mb > spec.memory_mb && !blank);
         if let Some(mb) = boosted {
             if let Err(e) = self.cgroups.set_cpu_share(&cg, mb) {
                 return fail(e.into(), cg, volume);
@@ -295,7 +455,12 @@ impl SandboxHost {
             Ok(fd) => fd,
             Err(e) => return fail(e.into(), cg, volume),
         };
-        let plan = match plan::build(spec, &self.staging, Some(&volume), cg_fd.is_some()) {
+        let build = if blank {
+            plan::build_blank
+        } else {
+            plan::build
+        };
+        let plan = match build(spec, &self.staging, Some(&volume), cg_fd.is_some()) {
             Ok(p) => p,
             Err(e) => return fail(e.into(), cg, volume),
         };
@@ -340,18 +505,13 @@ impl SandboxHost {
             runtime_api: None,
             memory_mb: spec.memory_mb,
             cpu_boosted: boosted.is_some(),
+            blank: blank.then(|| BlankShape::of(spec)),
+            ready: false,
         };
         if spec.runtime_api {
             // Init sends the listeners as its first message, right after `lo` is up; a
-            // set-up failure before that arrives instead and is left for `wait`. Init's
-            // steps up to there never block, so the bound is only a guard.
-            let mut fds = [PollFd::new(sb.channel.as_fd(), PollFlags::POLLIN)];
-            let ready = matches!(poll(&mut fds, PollTimeout::from(10_000u16)), Ok(n) if n > 0);
-            if ready {
-                if let Ok(Some((msg, fds))) = sync::recv_message_fds(sb.channel.as_fd()) {
-                    sb.handle(msg, fds);
-                }
-            }
+            // set-up failure before that arrives instead and is left for `wait`.
+            sb.await_reports(|sb| sb.runtime_api.is_some());
         }
         Ok(sb)
     }
@@ -447,6 +607,28 @@ impl SandboxHost {
     }
 }
 
+/// The function's code as a detached, read-only (nosuid, nodev), private copy of its
+/// mount tree, for a blank's init to attach at /var/task.
+fn code_tree(dir: &Path) -> Result<OwnedFd, SandboxError> {
+    use std::os::unix::ffi::OsStrExt;
+    if !dir.is_dir() {
+        return Err(plan::PlanError::Mounts(mounts::MountsError::Code {
+            path: dir.to_path_buf(),
+            reason: "not a directory".into(),
+        })
+        .into());
+    }
+    let err = |errno| SandboxError::CodeTree {
+        path: dir.to_path_buf(),
+        errno,
+    };
+    let path =
+        std::ffi::CString::new(dir.as_os_str().as_bytes()).map_err(|_| err(Errno::EINVAL))?;
+    let tree = crate::sys::mount::open_tree_clone(&path).map_err(err)?;
+    crate::sys::mount::make_private_read_only(tree.as_raw_fd()).map_err(err)?;
+    Ok(tree)
+}
+
 fn mkdir_private(path: &Path) -> Result<(), SandboxError> {
     use std::os::unix::fs::DirBuilderExt;
     match std::fs::DirBuilder::new()
@@ -524,8 +706,38 @@ impl Sandbox {
                     errno: Errno::from_raw(errno),
                 })
             }
-            Message::Release => {}
+            Message::Ready => self.ready = true,
+            Message::Release | Message::Assign { .. } => {}
         }
+    }
+
+    /// Reads init's reports until `done` holds, init goes quiet for good (end of file, an
+    /// error) or 10 s pass. Init's steps before the reports awaited here never block, so
+    /// the bound is only a guard.
+    fn await_reports(&mut self, done: fn(&Sandbox) -> bool) {
+        let deadline = Instant::now() + std::time::Duration::from_secs(10);
+        while !done(self) && self.failure.is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+            if ms == 0 {
+                return;
+            }
+            let mut fds = [PollFd::new(self.channel.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, PollTimeout::from(ms)) {
+                Ok(n) if n > 0 => {}
+                Err(Errno::EINTR) => continue,
+                _ => return,
+            }
+            match sync::recv_message_fds(self.channel.as_fd()) {
+                Ok(Some((msg, fds))) => self.handle(msg, fds),
+                _ => return,
+            }
+        }
+    }
+
+    /// Whether this is a blank still waiting for [`SandboxHost::assign_blank`].
+    pub fn is_blank(&self) -> bool {
+        self.blank.is_some()
     }
 
     fn drain_channel(&mut self) {
@@ -650,5 +862,43 @@ impl Sandbox {
         if let Some(Failure::Exec { command: c, .. }) = &mut self.failure {
             *c = command.to_string();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_is_shared_between_threads_and_sandboxes_move() {
+        fn send_sync<T: Send + Sync>() {}
+        fn send<T: Send>() {}
+        send_sync::<SandboxHost>();
+        send::<Sandbox>();
+    }
+
+    #[test]
+    fn blank_timelines_show_the_assignment() {
+        let mut t = Timeline {
+            assign_start: 1_000_000,
+            assign_done: 1_050_000,
+            ..Timeline::default()
+        };
+        t.child[stamp::RELEASED] = 1_060_000;
+        t.child[stamp::ASSIGNED] = 1_100_000;
+        t.child[stamp::FORKED] = 1_200_000;
+        t.child[stamp::EXECED] = 1_500_000;
+        let steps: std::collections::HashMap<_, _> = t.steps_us().into_iter().collect();
+        assert_eq!(steps["assign_us"], 50.0);
+        assert_eq!(steps["code_mount_us"], 40.0);
+        assert_eq!(steps["fork_us"], 100.0);
+        assert_eq!(steps["assign_to_exec_us"], 500.0);
+        // A sandbox that was released forks from the release.
+        let mut t = Timeline::default();
+        t.child[stamp::RELEASED] = 10_000;
+        t.child[stamp::FORKED] = 30_000;
+        let steps: std::collections::HashMap<_, _> = t.steps_us().into_iter().collect();
+        assert_eq!(steps["fork_us"], 20.0);
+        assert!(!steps.contains_key("assign_us"));
     }
 }

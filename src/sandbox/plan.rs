@@ -5,8 +5,12 @@
 //!
 //! Also the validation of a [`SandboxSpec`] (limits in range, environment well formed),
 //! so a bad request is refused before anything is created.
+//!
+//! A blank sandbox's plan ([`build_blank`]) has no command: its exec plan arrives later,
+//! encoded ([`super::assign`]), and init reads it through the same [`ExecView`] the spawn
+//! path uses.
 
-use std::ffi::{CString, OsStr, OsString};
+use std::ffi::{CStr, CString, OsStr, OsString};
 use std::os::fd::{OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -116,6 +120,21 @@ pub enum PlanError {
 
 /// Checks a spec's numbers and strings (no filesystem access).
 pub fn validate(spec: &SandboxSpec) -> Result<(), PlanError> {
+    validate_limits(spec)?;
+    if spec.argv.is_empty() || spec.argv[0].is_empty() {
+        return Err(PlanError::NoCommand);
+    }
+    for (k, _) in &spec.env {
+        if k.is_empty() || k.as_bytes().contains(&b'=') {
+            return Err(PlanError::EnvName(k.clone()));
+        }
+    }
+    Ok(())
+}
+
+/// Checks a spec's limits only: all a blank sandbox's template needs (its command and
+/// environment come with the assignment).
+pub fn validate_limits(spec: &SandboxSpec) -> Result<(), PlanError> {
     if !MEMORY_MB.contains(&spec.memory_mb) {
         return Err(PlanError::Memory(spec.memory_mb));
     }
@@ -124,14 +143,6 @@ pub fn validate(spec: &SandboxSpec) -> Result<(), PlanError> {
     }
     if !(1..=4_194_304).contains(&spec.pids) {
         return Err(PlanError::Pids(spec.pids));
-    }
-    if spec.argv.is_empty() || spec.argv[0].is_empty() {
-        return Err(PlanError::NoCommand);
-    }
-    for (k, _) in &spec.env {
-        if k.is_empty() || k.as_bytes().contains(&b'=') {
-            return Err(PlanError::EnvName(k.clone()));
-        }
     }
     Ok(())
 }
@@ -160,6 +171,89 @@ impl ExecPlan {
     /// NULL-terminated `envp`.
     pub fn envp(&self) -> &[*const c_char] {
         &self.envp_ptrs
+    }
+    /// The arguments, `argv[0]` first.
+    pub fn args(&self) -> &[CString] {
+        &self._argv
+    }
+    /// The environment, `K=V` each.
+    pub fn env(&self) -> &[CString] {
+        &self._envp
+    }
+    /// What the command's process execs, as `command_side` reads it.
+    pub fn view(&self) -> ExecView<'_> {
+        ExecView {
+            cwd: &self.cwd,
+            candidates: Candidates::List(&self.candidates),
+            argv: &self.argv_ptrs,
+            envp: &self.envp_ptrs,
+        }
+    }
+}
+
+/// The command as the sandbox child execs it, borrowed either from an [`ExecPlan`] (the
+/// spawn path) or from init's buffer of decoded exec bytes (the blank path). Copying it
+/// allocates nothing.
+#[derive(Debug, Clone, Copy)]
+pub struct ExecView<'a> {
+    pub cwd: &'a CStr,
+    pub candidates: Candidates<'a>,
+    /// NULL-terminated.
+    pub argv: &'a [*const c_char],
+    /// NULL-terminated.
+    pub envp: &'a [*const c_char],
+}
+
+/// The `PATH` candidates of an [`ExecView`].
+#[derive(Debug, Clone, Copy)]
+pub enum Candidates<'a> {
+    List(&'a [CString]),
+    /// `count` NUL-terminated strings back to back.
+    Packed {
+        bytes: &'a [u8],
+        count: usize,
+    },
+}
+
+impl<'a> Candidates<'a> {
+    /// The candidates in order (allocation-free).
+    pub fn iter(&self) -> CandidateIter<'a> {
+        CandidateIter {
+            candidates: *self,
+            next: 0,
+            offset: 0,
+        }
+    }
+}
+
+/// Iterator over [`Candidates`].
+#[derive(Debug)]
+pub struct CandidateIter<'a> {
+    candidates: Candidates<'a>,
+    next: usize,
+    offset: usize,
+}
+
+impl<'a> Iterator for CandidateIter<'a> {
+    type Item = &'a CStr;
+
+    fn next(&mut self) -> Option<&'a CStr> {
+        match self.candidates {
+            Candidates::List(list) => {
+                let c = list.get(self.next)?;
+                self.next += 1;
+                Some(c.as_c_str())
+            }
+            Candidates::Packed { bytes, count } => {
+                if self.next >= count {
+                    return None;
+                }
+                let c = CStr::from_bytes_until_nul(bytes.get(self.offset..)?).ok()?;
+                self.offset += c.to_bytes_with_nul().len();
+                self.next += 1;
+                Some(c)
+            }
+        }
     }
 }
 
@@ -236,7 +330,8 @@ pub struct SpawnPlan {
     pub mounts: Vec<MountOp>,
     pub caps: CapsPlan,
     pub rlimits: Vec<Rlimit>,
-    pub exec: ExecPlan,
+    /// The command; `None` for a blank sandbox, whose command comes with its assignment.
+    pub exec: Option<ExecPlan>,
     /// The Runtime API listeners init creates, if the sandbox serves the API.
     pub listen: Option<ListenPlan>,
     /// The command's stdin, stdout, stderr: duplicates (at 3 or above, close-on-exec) that
@@ -253,11 +348,34 @@ pub fn build(
     into_cgroup: bool,
 ) -> Result<SpawnPlan, PlanError> {
     validate(spec)?;
+    build_any(spec, staging, scratch, into_cgroup, false)
+}
+
+/// Builds the plan of a blank sandbox: everything of [`build`] but the command, the code
+/// at `/var/task` (its mount point stays, empty) and the stdio — `spec`'s `argv`, `env`,
+/// `code` and `stdio` are ignored.
+pub fn build_blank(
+    spec: &SandboxSpec,
+    staging: &Path,
+    scratch: Option<&ScratchVolume>,
+    into_cgroup: bool,
+) -> Result<SpawnPlan, PlanError> {
+    validate_limits(spec)?;
+    build_any(spec, staging, scratch, into_cgroup, true)
+}
+
+fn build_any(
+    spec: &SandboxSpec,
+    staging: &Path,
+    scratch: Option<&ScratchVolume>,
+    into_cgroup: bool,
+    blank: bool,
+) -> Result<SpawnPlan, PlanError> {
     let ns = ns::plan(&spec.hostname, into_cgroup)?;
     let mounts = mounts::plan(&MountSpec {
         staging,
         root: &spec.root,
-        code: spec.code.as_deref(),
+        code: if blank { None } else { spec.code.as_deref() },
         runtime: spec.runtime_dir.as_deref(),
         scratch,
         hostname: &spec.hostname,
@@ -265,25 +383,32 @@ pub fn build(
         gid: spec.gid,
     })?;
     let caps = caps::plan(spec.uid, spec.gid)?;
-    // Lambda's working directory is /var/task, whether or not code is mounted there.
-    let cwd = "/var/task";
+    let cwd = CWD;
     Ok(SpawnPlan {
         ns,
         mounts,
         caps,
         rlimits: rlimits::plan(),
-        exec: exec_plan(spec, cwd)?,
+        exec: if blank {
+            None
+        } else {
+            Some(exec_plan(spec, cwd)?)
+        },
         listen: if spec.runtime_api {
             Some(listen::plan().map_err(PlanError::Listen)?)
         } else {
             None
         },
         stdio: match spec.stdio {
-            None => None,
-            Some(fds) => Some(dup_stdio(fds)?),
+            Some(fds) if !blank => Some(dup_stdio(fds)?),
+            _ => None,
         },
     })
 }
+
+/// The working directory of every command: Lambda's is /var/task, whether or not code is
+/// mounted there.
+pub const CWD: &str = "/var/task";
 
 /// Duplicates the caller's stdio descriptors to numbers ≥ 3, close-on-exec, so that init
 /// can `dup2` them onto 0, 1, 2 without clobbering one with another.
@@ -351,6 +476,53 @@ mod tests {
         assert!(env.contains(&"LANG=fr_FR.UTF-8".to_string()));
         assert!(env.contains(&"A=b=c".to_string()));
         assert_eq!(env.iter().filter(|e| e.starts_with("LANG=")).count(), 1);
+    }
+
+    #[test]
+    fn views_list_the_plans_candidates_and_packed_ones_alike() {
+        let mut s = spec(&["true"]);
+        s.env.push(("PATH".into(), "/a:/b".into()));
+        let e = exec_plan(&s, CWD).unwrap();
+        let v = e.view();
+        let listed: Vec<_> = v.candidates.iter().map(|c| c.to_owned()).collect();
+        assert_eq!(listed, [c"/a/true".to_owned(), c"/b/true".to_owned()]);
+        assert_eq!(v.cwd, c"/var/task");
+        let packed = Candidates::Packed {
+            bytes: b"/x\0/y/z\0",
+            count: 2,
+        };
+        let got: Vec<_> = packed.iter().collect();
+        assert_eq!(got, [c"/x", c"/y/z"]);
+        // A count beyond the bytes ends the iteration instead of reading past them.
+        let short = Candidates::Packed {
+            bytes: b"/x\0",
+            count: 3,
+        };
+        assert_eq!(short.iter().count(), 1);
+    }
+
+    #[test]
+    fn blank_plans_have_no_command_code_or_stdio() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = SandboxSpec::new(Vec::new());
+        s.code = Some(dir.path().to_path_buf());
+        s.stdio = Some([0, 1, 2]);
+        assert!(matches!(
+            build(&s, Path::new("/s"), None, true),
+            Err(PlanError::NoCommand)
+        ));
+        let p = build_blank(&s, Path::new("/s"), None, true).unwrap();
+        assert!(p.exec.is_none() && p.stdio.is_none());
+        let code = CString::new(dir.path().as_os_str().as_bytes()).unwrap();
+        assert!(!p.mounts.iter().any(|m| matches!(
+            m,
+            MountOp::Mount { source: Some(src), .. } if *src == code
+        )));
+        s.tmp_mb = 100;
+        assert!(matches!(
+            build_blank(&s, Path::new("/s"), None, true),
+            Err(PlanError::TmpSize(100))
+        ));
     }
 
     #[test]

@@ -10,25 +10,35 @@
 //! * `command_side` — the command's process, which drops every privilege and execs.
 //!
 //! Between the clone and `execve` nothing allocates, locks or logs: every input is in the
-//! [`SpawnPlan`]. A failing step reports `(step, errno)` — init over the channel, the
+//! [`SpawnPlan`] — or, for a blank sandbox, in the assignment init receives into fixed
+//! buffers on its stack. That is also what makes cloning from a multi-threaded `hearth`
+//! (the blank pool's thread) sound: the child never touches a lock another thread may have
+//! held at the clone. A failing step reports `(step, errno)` — init over the channel, the
 //! command over a close-on-exec pipe whose end-of-file means the exec succeeded — and
 //! exits: the command never runs in a half-built sandbox (fail closed).
+//!
+//! Blank sandboxes (`SandboxHost::create_blank`) follow the same list; they branch only at
+//! init's step 8, where a blank reports [`Message::Ready`] and waits for
+//! [`Message::Assign`] instead of the release (see `child_side`, 8a–8e, and [`assign`] for
+//! the parent's side).
 
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 
+use super::assign::{self, MAX_EXEC_BYTES, MAX_EXEC_POINTERS};
 use super::caps::{self, CapsStep};
 use super::init;
 use super::listen::{self, ListenStep};
 use super::mounts;
 use super::ns::{self, NsStep};
-use super::plan::SpawnPlan;
+use super::plan::{ExecView, SpawnPlan};
 use super::rlimits;
 use super::seccomp::SeccompPolicy;
-use super::sync::{self, stamp, Message, STAMPS};
-use crate::sys::{fd, process};
+use super::sync::{self, stamp, Message, CHUNK_LEN, MESSAGE_LEN, STAMPS};
+use crate::sys::socket::{self as sock, MAX_FDS};
+use crate::sys::{fd, mount, process};
 
 /// Set-up steps, as reported in [`Message::SetupFailed`]. Mount failures are
 /// `MOUNT_BASE + index` into the plan's mount list.
@@ -66,6 +76,10 @@ pub enum Step {
     CloseOnExec = 32,
     Seccomp = 33,
     Exec = 34,
+    BlankReady = 35,
+    AssignReceive = 36,
+    ExecBytes = 37,
+    MountCode = 38,
 }
 
 /// At most this many cgroup `tasks` fds (one per v1 hierarchy).
@@ -75,7 +89,7 @@ pub const MAX_JOIN_FDS: usize = 8;
 pub const MOUNT_BASE: u32 = 1000;
 
 impl Step {
-    const ALL: [Step; 31] = [
+    const ALL: [Step; 35] = [
         Step::JoinCgroup,
         Step::Stdio,
         Step::RuntimeApiTcp,
@@ -107,6 +121,10 @@ impl Step {
         Step::CloseOnExec,
         Step::Seccomp,
         Step::Exec,
+        Step::BlankReady,
+        Step::AssignReceive,
+        Step::ExecBytes,
+        Step::MountCode,
     ];
 
     /// The step with this wire code.
@@ -148,6 +166,10 @@ impl Step {
             Step::CloseOnExec => "marking descriptors close-on-exec",
             Step::Seccomp => "loading the seccomp filter",
             Step::Exec => "executing the command",
+            Step::BlankReady => "reporting the blank sandbox ready",
+            Step::AssignReceive => "receiving the blank sandbox's assignment",
+            Step::ExecBytes => "decoding the command, its arguments and environment",
+            Step::MountCode => "attaching the function code at /var/task",
         }
     }
 }
@@ -163,6 +185,8 @@ pub enum SpawnError {
     CgroupFds { clone_into: bool, join: usize },
     #[error("releasing sandbox init (pid {pid}): {errno}")]
     Release { pid: i32, errno: Errno },
+    #[error("sending the assignment to blank sandbox init: {0}")]
+    Assign(Errno),
 }
 
 /// What the parent holds after a successful spawn.
@@ -187,10 +211,12 @@ pub struct Spawned {
 ///    v2 cgroup fd, straight into its cgroup with a cgroup namespace (`CLONE_INTO_CGROUP`);
 ///    otherwise (v1) init joins its cgroups itself as its first step, through the
 ///    `tasks` fds in `join_fds` (see [`CgroupDriver::self_join_fds`]);
-/// 3. release init. If that fails, init is killed and reaped before returning.
+/// 3. release init — unless the plan is a blank's (it has no command): a blank waits for
+///    its assignment ([`assign`]). If the release fails, init is killed and reaped before
+///    returning.
 ///
-/// Exactly one of `cgroup_fd` and `join_fds` must be given. The caller must be
-/// single-threaded (fork semantics).
+/// Exactly one of `cgroup_fd` and `join_fds` must be given. The caller may be
+/// multi-threaded (see [`process::clone3_fork`]: the child only makes system calls).
 ///
 /// [`CgroupDriver::self_join_fds`]: super::cgroup::CgroupDriver::self_join_fds
 pub fn spawn(
@@ -238,9 +264,11 @@ pub fn spawn(
         let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
     };
     // 3.
-    if let Err(errno) = sync::send_message(parent_end_fd(&parent_end), &Message::Release) {
-        abort(&pidfd);
-        return Err(SpawnError::Release { pid, errno });
+    if plan.exec.is_some() {
+        if let Err(errno) = sync::send_message(parent_end_fd(&parent_end), &Message::Release) {
+            abort(&pidfd);
+            return Err(SpawnError::Release { pid, errno });
+        }
     }
     Ok(Spawned {
         pid,
@@ -250,6 +278,41 @@ pub fn spawn(
         clone_done_ns,
         released_ns: process::monotonic_ns(),
     })
+}
+
+/// The parent's side of a blank's step 8: hands the waiting init its assignment — one
+/// [`Message::Assign`] carrying the detached code tree (if any) and the command's stdin,
+/// stdout and stderr (if given) with `SCM_RIGHTS`, then the encoded exec plan
+/// ([`assign::encode`]) in packets of at most [`CHUNK_LEN`] bytes. The descriptors are the
+/// caller's; the kernel gives init its own copies.
+pub fn assign(
+    channel: BorrowedFd<'_>,
+    code: Option<BorrowedFd<'_>>,
+    stdio: Option<[RawFd; 3]>,
+    exec: &[u8],
+) -> Result<(), SpawnError> {
+    let exec_len = u32::try_from(exec.len()).map_err(|_| SpawnError::Assign(Errno::E2BIG))?;
+    let mut fds = [-1 as RawFd; MAX_FDS];
+    let mut n = 0;
+    if let Some(c) = code {
+        fds[n] = c.as_raw_fd();
+        n += 1;
+    }
+    if let Some(s) = stdio {
+        fds[n..n + 3].copy_from_slice(&s);
+        n += 3;
+    }
+    let msg = Message::Assign {
+        exec_len,
+        code: code.is_some(),
+        stdio: stdio.is_some(),
+    };
+    sock::send_with_fds(channel.as_raw_fd(), &msg.encode(), &fds[..n])
+        .map_err(SpawnError::Assign)?;
+    for chunk in exec.chunks(CHUNK_LEN) {
+        sock::send_with_fds(channel.as_raw_fd(), chunk, &[]).map_err(SpawnError::Assign)?;
+    }
+    Ok(())
 }
 
 fn parent_end_fd(fd: &OwnedFd) -> BorrowedFd<'_> {
@@ -285,10 +348,23 @@ fn fail(chan: RawFd, step: u32, errno: Errno) -> ! {
 /// 6. the mount plan: private propagation, the new root, /var/task, /tmp, /dev, /proc,
 ///    /sys, pivot_root, old root detached, root read-only;
 /// 7. non-dumpable (the function, another uid, cannot ptrace or read init's memory);
-/// 8. wait for the release — end of file means the parent died: exit;
+/// 8. wait for the release — end of file means the parent died: exit. A blank sandbox
+///    (a plan without a command) instead reports [`Message::Ready`] and waits, however
+///    long, for [`Message::Assign`], then (`assigned`):
+///    - 8a: takes the descriptors that came with it (the code tree, the command's
+///      stdio), moved above 0–2 if they landed there;
+///    - 8b: receives the exec bytes into a fixed buffer on its stack
+///      ([`MAX_EXEC_BYTES`]);
+///    - 8c: decodes them into fixed `argv`/`envp` pointer arrays ([`assign::decode`]);
+///    - 8d: attaches the code tree at /var/task (`move_mount`; made read-only, nosuid
+///      and nodev by the parent) — the mount point was left empty by step 6;
+///    - 8e: installs the command's stdio on 0, 1, 2;
+///
+///    and goes on with step 9 exactly as a released sandbox does;
 /// 9. cgroup namespace rooted at the sandbox's cgroup (v1 path; v2 clones into it);
 /// 10. exec-status pipe and fork of the command ([`command_side`]): from here on every
-///     process is inside the cgroup limits;
+///     process is inside the cgroup limits (a blank's were rewritten by the parent before
+///     it sent the assignment);
 /// 11. wait for the exec result: end of file = success → `Started`;
 /// 12. supervise until the command exits ([`init::supervise`]).
 fn child_side(
@@ -364,12 +440,139 @@ fn child_side(
         fail(chan, Step::NotDumpable as u32, e);
     }
     // 8.
-    match sync::recv_message(fd::borrow(chan)) {
-        Ok(Some(Message::Release)) => {}
-        Ok(_) => process::exit_now(1),
-        Err(e) => fail(chan, Step::WaitRelease as u32, e),
+    if plan.exec.is_none() {
+        if let Err(e) = sync::send_message(fd::borrow(chan), &Message::Ready) {
+            fail(chan, Step::BlankReady as u32, e);
+        }
     }
+    let mut head = [0u8; MESSAGE_LEN];
+    let mut fds = [-1 as RawFd; MAX_FDS];
+    let (n, nfds) = match sock::recv_with_fds(chan, &mut head, &mut fds) {
+        Ok((0, _)) => process::exit_now(1),
+        Ok(got) => got,
+        Err(e) => fail(chan, Step::WaitRelease as u32, e),
+    };
     stamps[stamp::RELEASED] = process::monotonic_ns();
+    match (Message::decode(&head[..n]), &plan.exec) {
+        (Some(Message::Release), Some(exec)) if nfds == 0 => {
+            run_command(plan, exec.view(), seccomp, chan, stamps)
+        }
+        (
+            Some(Message::Assign {
+                exec_len,
+                code,
+                stdio,
+            }),
+            None,
+        ) => {
+            let got = Received {
+                fds,
+                count: nfds,
+                code,
+                stdio,
+            };
+            assigned(plan, seccomp, chan, stamps, exec_len as usize, got)
+        }
+        _ => {
+            for &f in &fds[..nfds] {
+                fd::close(f);
+            }
+            fail(chan, Step::WaitRelease as u32, Errno::EBADMSG)
+        }
+    }
+}
+
+/// The descriptors of a blank's assignment, as received.
+struct Received {
+    fds: [RawFd; MAX_FDS],
+    count: usize,
+    code: bool,
+    stdio: bool,
+}
+
+/// /var/task, where a blank's code tree is attached (the plan's working directory).
+const VAR_TASK: &std::ffi::CStr = c"/var/task";
+
+/// Steps 8a–8e of a blank sandbox's init (see [`child_side`]); then steps 9–12.
+fn assigned(
+    plan: &SpawnPlan,
+    seccomp: &SeccompPolicy,
+    chan: RawFd,
+    mut stamps: [u64; STAMPS],
+    exec_len: usize,
+    mut got: Received,
+) -> ! {
+    // 8a.
+    let want = got.code as usize + if got.stdio { 3 } else { 0 };
+    if got.count != want {
+        fail(chan, Step::AssignReceive as u32, Errno::EBADMSG);
+    }
+    for slot in &mut got.fds[..got.count] {
+        if *slot < 3 {
+            match fd::dup_above(*slot, 3) {
+                Ok(moved) => {
+                    fd::close(*slot);
+                    *slot = moved;
+                }
+                Err(e) => fail(chan, Step::AssignReceive as u32, e),
+            }
+        }
+    }
+    // 8b.
+    if exec_len > MAX_EXEC_BYTES {
+        fail(chan, Step::ExecBytes as u32, Errno::E2BIG);
+    }
+    let mut buf = [0u8; MAX_EXEC_BYTES];
+    let mut filled = 0;
+    while filled < exec_len {
+        let mut none = [-1 as RawFd; MAX_FDS];
+        match sock::recv_with_fds(chan, &mut buf[filled..exec_len], &mut none) {
+            Ok((0, _)) => process::exit_now(1),
+            Ok((n, 0)) => filled += n,
+            Ok(_) => fail(chan, Step::AssignReceive as u32, Errno::EBADMSG),
+            Err(e) => fail(chan, Step::AssignReceive as u32, e),
+        }
+    }
+    // 8c.
+    let mut ptrs = [std::ptr::null(); MAX_EXEC_POINTERS];
+    let exec = match assign::decode(&buf[..exec_len], &mut ptrs) {
+        Ok(v) => v,
+        Err(e) => fail(chan, Step::ExecBytes as u32, e.errno()),
+    };
+    let mut next = 0;
+    // 8d.
+    if got.code {
+        let tree = got.fds[0];
+        if let Err(e) = mount::move_mount_to(tree, VAR_TASK) {
+            fail(chan, Step::MountCode as u32, e);
+        }
+        fd::close(tree);
+        next = 1;
+    }
+    // 8e.
+    if got.stdio {
+        for target in 0..3 {
+            let source = got.fds[next + target];
+            if let Err(e) = nix::unistd::dup2(source, target as RawFd) {
+                fail(chan, Step::Stdio as u32, e);
+            }
+        }
+        for &source in &got.fds[next..next + 3] {
+            fd::close(source);
+        }
+    }
+    stamps[stamp::ASSIGNED] = process::monotonic_ns();
+    run_command(plan, exec, seccomp, chan, stamps)
+}
+
+/// Steps 9–12 of init (see [`child_side`]), shared by released and assigned sandboxes.
+fn run_command(
+    plan: &SpawnPlan,
+    exec: ExecView<'_>,
+    seccomp: &SeccompPolicy,
+    chan: RawFd,
+    mut stamps: [u64; STAMPS],
+) -> ! {
     // 9.
     if let Err(e) = ns::enter_cgroup_namespace(&plan.ns) {
         fail(chan, Step::CgroupNamespace as u32, e);
@@ -382,7 +585,7 @@ fn child_side(
     let command = match process::fork_raw() {
         Ok(0) => {
             fd::close(status_r);
-            command_side(plan, seccomp, status_w)
+            command_side(plan, exec, seccomp, status_w)
         }
         Ok(pid) => pid,
         Err(e) => fail(chan, Step::ForkCommand as u32, e),
@@ -480,7 +683,12 @@ fn command_fail(status_w: RawFd, step: Step, errno: Errno) -> ! {
 /// 7. every descriptor from 3 up close-on-exec (the status pipe closes at exec);
 /// 8. the seccomp filter — last, so the steps above are not subject to it;
 /// 9. `execve`, trying each `PATH` candidate as `execvp` does.
-fn command_side(plan: &SpawnPlan, seccomp: &SeccompPolicy, status_w: RawFd) -> ! {
+fn command_side(
+    plan: &SpawnPlan,
+    exec: ExecView<'_>,
+    seccomp: &SeccompPolicy,
+    status_w: RawFd,
+) -> ! {
     // 1.
     if let Err(e) = nix::unistd::setsid() {
         command_fail(status_w, Step::CommandSession, e);
@@ -490,7 +698,7 @@ fn command_side(plan: &SpawnPlan, seccomp: &SeccompPolicy, status_w: RawFd) -> !
         command_fail(status_w, Step::CommandSignals, e);
     }
     // 3.
-    if let Err(e) = nix::unistd::chdir(plan.exec.cwd.as_c_str()) {
+    if let Err(e) = nix::unistd::chdir(exec.cwd) {
         command_fail(status_w, Step::Chdir, e);
     }
     // 4.
@@ -526,8 +734,8 @@ fn command_side(plan: &SpawnPlan, seccomp: &SeccompPolicy, status_w: RawFd) -> !
     command_stamp(status_w, stamp::SECCOMP);
     // 9.
     let mut saved = Errno::ENOENT;
-    for path in &plan.exec.candidates {
-        match process::execve_prepared(path, plan.exec.argv(), plan.exec.envp()) {
+    for path in exec.candidates.iter() {
+        match process::execve_prepared(path, exec.argv, exec.envp) {
             Errno::ENOENT | Errno::ENOTDIR => {}
             Errno::EACCES => saved = Errno::EACCES,
             e => command_fail(status_w, Step::Exec, e),

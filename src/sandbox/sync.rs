@@ -5,10 +5,17 @@
 //! until then the child waits, so no step of the sandbox runs outside its limits. End of
 //! file on the child's side means the parent died: the child exits.
 //!
+//! A blank sandbox (`SandboxHost::create_blank`) gets [`Message::Assign`] instead of the
+//! release: the function's code tree and the command's stdio attached with `SCM_RIGHTS`,
+//! followed by the encoded exec plan ([`super::assign`]) in packets of at most
+//! [`CHUNK_LEN`] bytes.
+//!
 //! Init → parent: [`Message::Listeners`] first when the sandbox serves the Runtime API (the
-//! TCP and Unix listeners attached with `SCM_RIGHTS`), then [`Message::Started`] (the command's `execve` succeeded; carries the
-//! child-side step timestamps), then [`Message::Exited`] with the command's wait status;
-//! or [`Message::SetupFailed`] naming the failed step and errno, or [`Message::ExecFailed`].
+//! TCP and Unix listeners attached with `SCM_RIGHTS`); for a blank, [`Message::Ready`] once
+//! it waits for its assignment; then [`Message::Started`] (the command's `execve`
+//! succeeded; carries the child-side step timestamps), then [`Message::Exited`] with the
+//! command's wait status; or [`Message::SetupFailed`] naming the failed step and errno, or
+//! [`Message::ExecFailed`].
 
 use std::os::fd::{AsFd, BorrowedFd};
 
@@ -20,6 +27,10 @@ pub const MESSAGE_LEN: usize = 96;
 
 /// Number of child-side timestamps carried by [`Message::Started`].
 pub const STAMPS: usize = 8;
+
+/// Largest packet of exec-plan bytes after a [`Message::Assign`] (well under the socket's
+/// default send buffer, so a packet never waits for room).
+pub const CHUNK_LEN: usize = 32 * 1024;
 
 /// Indexes into [`Message::Started`]'s stamps (`CLOCK_MONOTONIC` nanoseconds).
 pub mod stamp {
@@ -37,6 +48,9 @@ pub mod stamp {
     pub const SECCOMP: usize = 5;
     /// Init saw the exec-status pipe close: `execve` succeeded.
     pub const EXECED: usize = 6;
+    /// (blank) The function's code is attached at /var/task, the command's stdio installed
+    /// and its exec plan decoded: the assignment is done.
+    pub const ASSIGNED: usize = 7;
 }
 
 /// A message on the channel.
@@ -54,6 +68,17 @@ pub enum Message {
     Exited { status: i32 },
     /// Child → parent: the Runtime API listeners (TCP, then Unix) are attached.
     Listeners,
+    /// Child → parent (blank): set-up is done up to the release; init waits for
+    /// [`Message::Assign`].
+    Ready,
+    /// Parent → child (blank): run a function. Attached: the code tree (if `code`), then
+    /// stdin, stdout, stderr (if `stdio`). `exec_len` bytes of encoded exec plan follow in
+    /// packets.
+    Assign {
+        exec_len: u32,
+        code: bool,
+        stdio: bool,
+    },
 }
 
 const RELEASE: u32 = 1;
@@ -62,6 +87,8 @@ const SETUP_FAILED: u32 = 3;
 const EXEC_FAILED: u32 = 4;
 const EXITED: u32 = 5;
 const LISTENERS: u32 = 6;
+const READY: u32 = 7;
+const ASSIGN: u32 = 8;
 
 impl Message {
     /// Encodes into a fixed buffer (no allocation).
@@ -79,6 +106,12 @@ impl Message {
             Message::ExecFailed { errno } => (EXEC_FAILED, 0, errno),
             Message::Exited { status } => (EXITED, 0, status),
             Message::Listeners => (LISTENERS, 0, 0),
+            Message::Ready => (READY, 0, 0),
+            Message::Assign {
+                exec_len,
+                code,
+                stdio,
+            } => (ASSIGN, exec_len, code as i32 | (stdio as i32) << 1),
         };
         buf[0..4].copy_from_slice(&kind.to_ne_bytes());
         buf[4..8].copy_from_slice(&a.to_ne_bytes());
@@ -109,6 +142,12 @@ impl Message {
             EXEC_FAILED => Some(Message::ExecFailed { errno: b }),
             EXITED => Some(Message::Exited { status: b }),
             LISTENERS => Some(Message::Listeners),
+            READY => Some(Message::Ready),
+            ASSIGN => Some(Message::Assign {
+                exec_len: a,
+                code: b & 1 != 0,
+                stdio: b & 2 != 0,
+            }),
             _ => None,
         }
     }
@@ -207,6 +246,22 @@ mod tests {
             },
             Message::Exited { status: 0x0900 },
             Message::Listeners,
+            Message::Ready,
+            Message::Assign {
+                exec_len: 131_072,
+                code: true,
+                stdio: true,
+            },
+            Message::Assign {
+                exec_len: 0,
+                code: false,
+                stdio: true,
+            },
+            Message::Assign {
+                exec_len: 7,
+                code: true,
+                stdio: false,
+            },
         ];
         for m in all {
             assert_eq!(Message::decode(&m.encode()), Some(m));

@@ -42,6 +42,14 @@ pub fn close(fd: RawFd) {
     unsafe { libc::close(fd) };
 }
 
+/// `fcntl(fd, F_DUPFD_CLOEXEC, min)`: a close-on-exec duplicate of `fd` numbered `min` or
+/// above. Allocation-free.
+pub fn dup_above(fd: RawFd, min: RawFd) -> Result<RawFd, Errno> {
+    // SAFETY: F_DUPFD_CLOEXEC takes an integer argument and only creates a descriptor.
+    let ret = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, min) };
+    Errno::result(ret)
+}
+
 /// A pipe with both ends close-on-exec; returns (read, write).
 pub fn pipe_cloexec() -> Result<(RawFd, RawFd), Errno> {
     let mut fds = [0 as libc::c_int; 2];

@@ -7,6 +7,7 @@
 
 pub mod fd;
 pub mod loopdev;
+pub mod mount;
 pub mod process;
 pub mod seccomp;
 pub mod socket;

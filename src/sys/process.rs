@@ -4,7 +4,7 @@
 //! reset, and bringing the loopback interface up.
 //!
 //! Every function here is async-signal-safe and allocation-free: the sandbox child calls
-//! them between `clone` and `execve`.
+//! them between `clone` and `execve`, possibly cloned from a multi-threaded `hearth`.
 
 use std::ffi::CStr;
 use std::os::fd::RawFd;
@@ -47,7 +47,13 @@ pub enum Forked {
 /// parent gets a pidfd with no pid-reuse race. `cgroup_fd`, when given, adds
 /// `CLONE_INTO_CGROUP` so the child starts life inside its cgroup (cgroup v2 only).
 ///
-/// The caller must be single-threaded (as for `fork`): the child has only this thread.
+/// The caller may be multi-threaded, but the child has only the calling thread, and every
+/// lock another thread held at the moment of the clone (malloc's, stdio's, glibc's thread
+/// list's) stays held in the child forever. The child must therefore neither allocate nor
+/// lock nor call a libc function that may (glibc's `setuid` family, which broadcasts to
+/// the threads glibc still believes exist, included: use [`set_res_ids`] and
+/// [`clear_groups`]); the sandbox's init and command only make system calls, so cloning
+/// from the daemon's threads is sound.
 pub fn clone3_fork(flags: u64, cgroup_fd: Option<RawFd>) -> Result<Forked, Errno> {
     let mut pidfd: libc::c_int = -1;
     let mut args = CloneArgs {
@@ -61,7 +67,8 @@ pub fn clone3_fork(flags: u64, cgroup_fd: Option<RawFd>) -> Result<Forked, Errno
         args.cgroup = fd as u64;
     }
     // SAFETY: `args` is a valid, fully initialised clone_args of the size passed; stack 0
-    // gives fork semantics, which is sound because the caller is single-threaded; `pidfd`
+    // gives fork semantics: the child runs on a copy of this thread's stack and touches no
+    // state another thread could have left inconsistent (see above); `pidfd`
     // outlives the call (the kernel writes it before returning in the parent).
     let ret = unsafe {
         libc::syscall(
@@ -80,10 +87,15 @@ pub fn clone3_fork(flags: u64, cgroup_fd: Option<RawFd>) -> Result<Forked, Errno
     }
 }
 
-/// Plain `fork` (via `clone` with only `SIGCHLD`), for the sandbox init's child. Returns the
-/// child's pid in the parent and 0 in the child.
+/// Plain `fork` (via `clone` with only `SIGCHLD`, no `atfork` handlers), for the sandbox
+/// init's child and the cleanup keeper. Returns the child's pid in the parent and 0 in the
+/// child. Called from a multi-threaded process, the rule of [`clone3_fork`] holds for the
+/// child (the sandbox init, single-threaded, forks the command; the keeper forks while
+/// `hearth run` is still single-threaded, so its child may allocate).
 pub fn fork_raw() -> Result<i32, Errno> {
-    // SAFETY: fork semantics (null stack); the caller (the sandbox init) is single-threaded.
+    // SAFETY: fork semantics (null stack); either the caller is single-threaded or the
+    // child keeps to system calls (see `clone3_fork`), so no lock or allocator state of
+    // another thread is touched.
     let ret = unsafe {
         libc::syscall(
             libc::SYS_clone,
@@ -184,6 +196,27 @@ pub fn clear_ambient_caps() -> Result<(), Errno> {
     .map(drop)
 }
 
+/// `setgroups(0, NULL)` as a raw system call: the calling thread's supplementary groups
+/// become empty. (glibc's wrapper would broadcast the change to every thread it knows of,
+/// which in a child cloned from a multi-threaded process are threads that do not exist.)
+pub fn clear_groups() -> Result<(), Errno> {
+    // SAFETY: a zero-length list with a null pointer, which the kernel accepts.
+    let ret = unsafe { libc::syscall(libc::SYS_setgroups, 0, std::ptr::null::<libc::gid_t>()) };
+    Errno::result(ret).map(drop)
+}
+
+/// `setresgid(gid, gid, gid)` then `setresuid(uid, uid, uid)` as raw system calls (see
+/// [`clear_groups`] for why not glibc's). Reports which of the two failed: `Err((true, _))`
+/// for the gid.
+pub fn set_res_ids(uid: u32, gid: u32) -> Result<(), (bool, Errno)> {
+    // SAFETY: integer arguments only.
+    let ret = unsafe { libc::syscall(libc::SYS_setresgid, gid, gid, gid) };
+    Errno::result(ret).map_err(|e| (true, e))?;
+    // SAFETY: integer arguments only.
+    let ret = unsafe { libc::syscall(libc::SYS_setresuid, uid, uid, uid) };
+    Errno::result(ret).map(drop).map_err(|e| (false, e))
+}
+
 #[repr(C)]
 struct CapHeader {
     version: u32,
@@ -244,7 +277,8 @@ pub fn execve_prepared(path: &CStr, argv: &[*const c_char], envp: &[*const c_cha
     debug_assert!(argv.last().is_some_and(|p| p.is_null()));
     debug_assert!(envp.last().is_some_and(|p| p.is_null()));
     // SAFETY: path is NUL-terminated; argv and envp are NULL-terminated arrays of pointers
-    // into CStrings owned by the spawn plan, which outlives this call.
+    // to NUL-terminated strings that outlive this call (CStrings of the spawn plan, or a
+    // blank init's stack buffer of decoded exec bytes).
     unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
     Errno::last()
 }

@@ -1,6 +1,7 @@
 //! Passing file descriptors over a Unix socket (`SCM_RIGHTS`) without allocating, for the
 //! sandbox init, which hands its Runtime API listeners to `hearth` between clone and exec
-//! (`nix`'s `sendmsg` builds its control buffer in a `Vec`).
+//! and, in a blank sandbox, receives the function's code tree and stdio from it (`nix`'s
+//! `sendmsg` and `recvmsg` build their control buffers in a `Vec`).
 
 use std::os::fd::RawFd;
 
@@ -60,5 +61,141 @@ pub fn send_with_fds(sock: RawFd, data: &[u8], fds: &[RawFd]) -> Result<(), Errn
             Errno::EINTR => continue,
             e => return Err(e),
         }
+    }
+}
+
+/// Receives one message into `data` and the descriptors attached to it into `fds`
+/// (close-on-exec), retrying on `EINTR`; returns (bytes, descriptors). 0 bytes is end of
+/// file. Allocation-free. A message longer than `data` (`EMSGSIZE`) or with more
+/// descriptors than `fds` holds (`EMSGSIZE`; the kernel drops the excess) is refused, and
+/// whatever did arrive is closed.
+pub fn recv_with_fds(
+    sock: RawFd,
+    data: &mut [u8],
+    fds: &mut [RawFd; MAX_FDS],
+) -> Result<(usize, usize), Errno> {
+    let mut control = [0u64; 8];
+    // SAFETY: CMSG_SPACE is pure arithmetic on the length.
+    let space = unsafe { libc::CMSG_SPACE((MAX_FDS * std::mem::size_of::<RawFd>()) as u32) };
+    if space as usize > std::mem::size_of_val(&control) {
+        return Err(Errno::EINVAL);
+    }
+    loop {
+        let mut iov = libc::iovec {
+            iov_base: data.as_mut_ptr().cast(),
+            iov_len: data.len(),
+        };
+        // SAFETY: msghdr is plain data; all-zero is a valid empty header.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = space as _;
+        // SAFETY: msg points at live, writable buffers (iov → data, control) of the sizes
+        // given, for the duration of the call.
+        let n = unsafe { libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC) };
+        if n < 0 {
+            match Errno::last() {
+                Errno::EINTR => continue,
+                e => return Err(e),
+            }
+        }
+        let mut count = 0;
+        let mut overflow = false;
+        // SAFETY: the kernel filled `control` with `msg_controllen` bytes of well-formed
+        // cmsghdrs; CMSG_FIRSTHDR/CMSG_NXTHDR stay within that length, and each SCM_RIGHTS
+        // payload holds (cmsg_len - CMSG_LEN(0)) / 4 descriptors, read unaligned.
+        unsafe {
+            let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+            while !cmsg.is_null() {
+                if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
+                    let bytes = (*cmsg).cmsg_len as usize - libc::CMSG_LEN(0) as usize;
+                    let data = libc::CMSG_DATA(cmsg).cast::<RawFd>();
+                    for i in 0..bytes / std::mem::size_of::<RawFd>() {
+                        let fd = std::ptr::read_unaligned(data.add(i));
+                        match fds.get_mut(count) {
+                            Some(slot) => {
+                                *slot = fd;
+                                count += 1;
+                            }
+                            None => {
+                                libc::close(fd);
+                                overflow = true;
+                            }
+                        }
+                    }
+                }
+                cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+            }
+        }
+        let truncated = msg.msg_flags & (libc::MSG_TRUNC | libc::MSG_CTRUNC) != 0;
+        if truncated || overflow {
+            for &fd in &fds[..count] {
+                super::fd::close(fd);
+            }
+            return Err(Errno::EMSGSIZE);
+        }
+        return Ok((n as usize, count));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    fn pair() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
+        use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+        socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn descriptors_round_trip_without_allocation() {
+        let (a, b) = pair();
+        let (r, w) = nix::unistd::pipe().unwrap();
+        send_with_fds(a.as_raw_fd(), b"hello", &[r.as_raw_fd(), w.as_raw_fd()]).unwrap();
+        let mut buf = [0u8; 16];
+        let mut fds = [-1; MAX_FDS];
+        let (n, k) = recv_with_fds(b.as_raw_fd(), &mut buf, &mut fds).unwrap();
+        assert_eq!((&buf[..n], k), (&b"hello"[..], 2));
+        let got: Vec<_> = fds[..k]
+            .iter()
+            .map(|&fd| super::super::fd::own(fd))
+            .collect();
+        let flags = nix::fcntl::fcntl(got[0].as_raw_fd(), nix::fcntl::FcntlArg::F_GETFD).unwrap();
+        assert_ne!(
+            flags & libc::FD_CLOEXEC,
+            0,
+            "received descriptors are close-on-exec"
+        );
+        // A message without descriptors, then end of file.
+        send_with_fds(a.as_raw_fd(), b"x", &[]).unwrap();
+        assert_eq!(
+            recv_with_fds(b.as_raw_fd(), &mut buf, &mut fds).unwrap(),
+            (1, 0)
+        );
+        drop(a);
+        assert_eq!(
+            recv_with_fds(b.as_raw_fd(), &mut buf, &mut fds).unwrap(),
+            (0, 0)
+        );
+    }
+
+    #[test]
+    fn an_oversized_message_is_refused() {
+        let (a, b) = pair();
+        send_with_fds(a.as_raw_fd(), &[7u8; 64], &[]).unwrap();
+        let mut buf = [0u8; 16];
+        let mut fds = [-1; MAX_FDS];
+        assert_eq!(
+            recv_with_fds(b.as_raw_fd(), &mut buf, &mut fds),
+            Err(Errno::EMSGSIZE)
+        );
     }
 }

@@ -193,6 +193,14 @@ pub trait CgroupDriver: std::fmt::Debug + Send + Sync {
     /// sandbox start with a larger share (its init phase) and settle to its own later.
     fn set_cpu_share(&self, cg: &SandboxCgroup, memory_mb: u64) -> Result<(), CgroupError>;
 
+    /// Rewrites the memory limit to exactly `memory_mb` MiB; swap stays off. A blank
+    /// sandbox is created with a placeholder limit and gets its function's when it is
+    /// assigned, before the function's process exists. v1 keeps
+    /// `memory.memsw.limit_in_bytes` ≥ `memory.limit_in_bytes` at every moment (the kernel
+    /// refuses a write that breaks it): raising writes memsw first, lowering the limit
+    /// first. The CPU share is [`CgroupDriver::set_cpu_share`]'s.
+    fn set_memory_limit(&self, cg: &SandboxCgroup, memory_mb: u64) -> Result<(), CgroupError>;
+
     /// Reads peak memory, OOM kills and current memory.
     fn stats(&self, cg: &SandboxCgroup) -> Result<CgroupStats, CgroupError>;
 

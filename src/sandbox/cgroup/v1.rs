@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 
 use super::{
     check_name, check_parent, cpu_quota_us, flat_keyed, kill_pids, list_subdirs, make_dir,
-    poll_until, read_file, read_optional, read_optional_u64, read_procs, remove_dir,
+    parse_u64, poll_until, read_file, read_optional, read_optional_u64, read_procs, remove_dir,
     remove_parent_dir, write_file, CgroupDriver, CgroupError, CgroupStats, Limits, SandboxCgroup,
     FREEZE_TIMEOUT, KILL_TIMEOUT,
 };
@@ -357,6 +357,27 @@ impl CgroupDriver for V1Driver {
         )
     }
 
+    fn set_memory_limit(&self, cg: &SandboxCgroup, memory_mb: u64) -> Result<(), CgroupError> {
+        let bytes = Limits { memory_mb, pids: 1 }.memory_bytes()?;
+        let mem = self.dir(Controller::Memory, cg.name());
+        let limit = mem.join("memory.limit_in_bytes");
+        let memsw = mem.join("memory.memsw.limit_in_bytes");
+        let value = bytes.to_string();
+        if !memsw.exists() {
+            return write_file(&limit, &value);
+        }
+        // memsw ≥ limit must hold after each write: raise memsw before the limit, lower
+        // the limit before memsw.
+        let current = parse_u64(&limit, &read_file(&limit)?)?;
+        if bytes >= current {
+            write_file(&memsw, &value)?;
+            write_file(&limit, &value)
+        } else {
+            write_file(&limit, &value)?;
+            write_file(&memsw, &value)
+        }
+    }
+
     fn stats(&self, cg: &SandboxCgroup) -> Result<CgroupStats, CgroupError> {
         let mem = self.dir(Controller::Memory, &cg.name);
         let oom_path = mem.join("memory.oom_control");
@@ -616,6 +637,35 @@ mod tests {
     }
 
     #[test]
+    fn set_memory_limit_rewrites_limit_and_memsw() {
+        let (root, driver) = fake_root(false);
+        let r = root.path();
+        fake_sandbox(r, "sb");
+        let limits = Limits {
+            memory_mb: 128,
+            pids: 64,
+        };
+        driver.write_limits("sb", &limits).unwrap();
+        let cg = driver.handle("sb").unwrap();
+        let m = r.join("memory/hearth/sb");
+        driver.set_memory_limit(&cg, 1024).unwrap();
+        assert_eq!(read(&m.join("memory.limit_in_bytes")), "1073741824");
+        assert_eq!(read(&m.join("memory.memsw.limit_in_bytes")), "1073741824");
+        driver.set_memory_limit(&cg, 256).unwrap();
+        assert_eq!(read(&m.join("memory.limit_in_bytes")), "268435456");
+        assert_eq!(read(&m.join("memory.memsw.limit_in_bytes")), "268435456");
+        // The CPU share is not the memory limit's business.
+        assert_eq!(
+            read(&r.join("cpu,cpuacct/hearth/sb/cpu.cfs_quota_us")),
+            "7235"
+        );
+        fs::remove_file(m.join("memory.memsw.limit_in_bytes")).unwrap();
+        driver.set_memory_limit(&cg, 512).unwrap();
+        assert_eq!(read(&m.join("memory.limit_in_bytes")), "536870912");
+        assert!(!m.join("memory.memsw.limit_in_bytes").exists());
+    }
+
+    #[test]
     fn write_limits_without_swap_accounting() {
         let (root, driver) = fake_root(false);
         let r = root.path();
@@ -840,6 +890,41 @@ mod tests {
         assert_eq!(child.wait_signal(), Some(libc::SIGKILL));
         assert_eq!(read(&state).trim(), "THAWED");
         driver.remove(cg).unwrap();
+        driver.remove_parent_if_empty().unwrap();
+        assert!(testutil::leftovers(&parent).is_empty());
+    }
+
+    /// Root-only: the kernel enforces memsw ≥ limit, so raising and lowering a real
+    /// cgroup's limit checks the write order.
+    #[test]
+    fn real_set_memory_limit_keeps_memsw_above_the_limit() {
+        let Some((driver, parent)) = real_driver("memlimit") else {
+            return;
+        };
+        let _parent_guard = testutil::ParentGuard(&driver);
+        driver.ensure_parent().unwrap();
+        let cg = driver
+            .create(
+                "ml",
+                &Limits {
+                    memory_mb: 128,
+                    pids: 64,
+                },
+            )
+            .unwrap();
+        let guard = testutil::CgroupGuard::new(&driver, "ml");
+        let mem = driver.dir(Controller::Memory, "ml");
+        for mb in [3008, 10_240, 128, 1024] {
+            driver.set_memory_limit(&cg, mb).unwrap();
+            let want = (mb * 1024 * 1024).to_string();
+            assert_eq!(read(&mem.join("memory.limit_in_bytes")).trim(), want);
+            let memsw = mem.join("memory.memsw.limit_in_bytes");
+            if memsw.exists() {
+                assert_eq!(read(&memsw).trim(), want);
+            }
+        }
+        driver.remove(cg).unwrap();
+        guard.disarm();
         driver.remove_parent_if_empty().unwrap();
         assert!(testutil::leftovers(&parent).is_empty());
     }

@@ -358,6 +358,12 @@ impl CgroupDriver for V2Driver {
         write_file(&cg.procs_dir.join("cpu.max"), &format!("{quota} {period}"))
     }
 
+    fn set_memory_limit(&self, cg: &SandboxCgroup, memory_mb: u64) -> Result<(), CgroupError> {
+        let bytes = Limits { memory_mb, pids: 1 }.memory_bytes()?;
+        // memory.swap.max was written 0 at creation and is independent of memory.max.
+        write_file(&cg.procs_dir.join("memory.max"), &bytes.to_string())
+    }
+
     fn stats(&self, cg: &SandboxCgroup) -> Result<CgroupStats, CgroupError> {
         let dir = &cg.procs_dir;
         let events_path = dir.join("memory.events");
@@ -594,6 +600,17 @@ mod tests {
         driver.set_cpu_share(&cg, 1769).unwrap();
         assert_eq!(read(&d.join("cpu.max")), "100000 100000");
         driver.set_cpu_share(&cg, 128).unwrap();
+        assert_eq!(read(&d.join("cpu.max")), "7235 100000");
+        // A blank's placeholder limit, then its function's; swap stays off.
+        driver.set_memory_limit(&cg, 3008).unwrap();
+        assert_eq!(read(&d.join("memory.max")), "3154116608");
+        assert_eq!(read(&d.join("memory.swap.max")), "0");
+        driver.set_memory_limit(&cg, 128).unwrap();
+        assert_eq!(read(&d.join("memory.max")), "134217728");
+        assert!(matches!(
+            driver.set_memory_limit(&cg, 0),
+            Err(CgroupError::InvalidLimits { .. })
+        ));
         assert_eq!(read(&d.join("cpu.max")), "7235 100000");
     }
 
