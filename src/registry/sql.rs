@@ -98,12 +98,9 @@ pub(super) fn touch(config: &mut FunctionConfig) {
 }
 
 pub(super) fn function_exists(conn: &Connection, name: &str) -> Result<bool, RegistryError> {
-    conn.query_row(
-        "SELECT 1 FROM functions WHERE name = ?1",
-        [name],
-        |_| Ok(()),
-    )
-    .optional()
+    conn.prepare_cached("SELECT 1 FROM functions WHERE name = ?1")
+        .and_then(|mut stmt| stmt.query_row([name], |_| Ok(())))
+        .optional()
     .map(|r| r.is_some())
     .map_err(RegistryError::sql("read function"))
 }
@@ -159,8 +156,10 @@ pub(super) fn query_configs(
     sql: &str,
     params: impl rusqlite::Params,
 ) -> Result<Vec<FunctionConfig>, RegistryError> {
+    // Cached: Invoke reads a function version on every call, and parsing this statement
+    // was a visible share of the warm path.
     let mut stmt = conn
-        .prepare(sql)
+        .prepare_cached(sql)
         .map_err(RegistryError::sql("read versions"))?;
     let rows = stmt
         .query_map(params, |r| config_from_row(r, code_root))
