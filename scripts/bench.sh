@@ -11,9 +11,13 @@
 # usage: scripts/bench.sh sandbox [--runs N] [--warmup N] [--json FILE]
 #        scripts/bench.sh invoke [--runs N] [--memory MB] [--json FILE]
 #        scripts/bench.sh api [--functions N] [--runs N] [--json FILE]
+#        scripts/bench.sh pool [--runs N] [--json-dir DIR] [--duration S] [--burst N]
+#                              [--density N] [--only PARTS]
 # env:   HEARTH_BIN  hearth binary (default target/release/hearth; built with
 #                    `cargo build --release` when that default is missing)
 #        PYTHON      Python 3.11+ to run the driver (default /usr/bin/python3)
+#        HEARTH_BLANK_POOL_SIZE  pool: blank_pool_size of the private daemon (default 4;
+#                    empty leaves the key out, for a daemon that does not know it)
 set -euo pipefail
 
 die() {
@@ -36,8 +40,18 @@ usage: scripts/bench.sh api [--functions N] [--runs N] [--json FILE]
   A private `hearth serve`: CreateFunction x1000, ListFunctions over all of
   them, warm Invoke through the Unix socket and through SigV4-signed TCP
   (boto3, from a venv made in target/venv). Root only.
+usage: scripts/bench.sh pool [--runs N] [--json-dir DIR] [--duration S] [--burst N]
+                             [--density N] [--only cold,throughput,burst,density]
+  The warm pool (issue 5), measured with `hearth bench` against a private daemon:
+  cold via spawn vs cold via a blank sandbox vs warm for static echo, Python and
+  Node (500 runs each by default); warm throughput with 1, 8 and 64 keep-alive
+  clients; a burst of 200 first invocations; 1,000 idle instances at 128 MB
+  (memory per instance, latency at that density). One summary table; the JSON
+  files go to DIR (default target/bench-pool-<time>). Checks for leftovers
+  afterwards (scripts/check-leaks.sh). Root only.
 env: HEARTH_BIN  hearth binary (default target/release/hearth, built if missing)
      PYTHON      Python 3.11+ for the driver (default /usr/bin/python3)
+     HEARTH_BLANK_POOL_SIZE  pool: the daemon's blank_pool_size (default 4; empty: unset)
 EOF
 }
 
@@ -76,6 +90,30 @@ api)
     export HEARTH_ECHO=${HEARTH_ECHO:-${ROOT}/target/${triple}/release/hearth-echo}
     exec "${venv}/bin/python" "${ROOT}/scripts/bench_api.py" "$@"
     ;;
+pool)
+    shift
+    for arg in "$@"; do
+        if [[ ${arg} == -h || ${arg} == --help ]]; then
+            exec "${PYTHON:-/usr/bin/python3}" "${ROOT}/scripts/bench_pool.py" --help
+        fi
+    done
+    [[ ${EUID} -eq 0 ]] || die "must run as root (the daemon creates sandboxes)"
+    triple=$(rustc -vV | sed -n 's/^host: //p')
+    log "building hearth and the static echo bootstrap (cargo build --release)"
+    (cd "${ROOT}" && cargo build --release --bin hearth &&
+        RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --bin hearth-echo --target "${triple}") ||
+        die "cargo build --release failed"
+    export HEARTH_BIN=${HEARTH_BIN:-${ROOT}/target/release/hearth}
+    export HEARTH_ECHO=${HEARTH_ECHO:-${ROOT}/target/${triple}/release/hearth-echo}
+    export HEARTH_BLANK_POOL_SIZE=${HEARTH_BLANK_POOL_SIZE-4}
+    # The driver stops its daemon and removes its dirs itself (also on SIGINT/SIGTERM);
+    # the leak check runs whatever happened to it.
+    rc=0
+    "${PYTHON:-/usr/bin/python3}" "${ROOT}/scripts/bench_pool.py" "$@" || rc=$?
+    log "checking for leftovers (scripts/check-leaks.sh)"
+    bash "${ROOT}/scripts/check-leaks.sh" || { log "error: leftovers found"; [[ ${rc} -ne 0 ]] || rc=1; }
+    exit "${rc}"
+    ;;
 -h | --help | "")
     usage
     [[ -n ${1:-} ]] && exit 0
@@ -83,7 +121,7 @@ api)
     ;;
 *)
     usage
-    die "unknown benchmark '$1' (known: sandbox, invoke, api)"
+    die "unknown benchmark '$1' (known: sandbox, invoke, api, pool)"
     ;;
 esac
 for arg in "$@"; do

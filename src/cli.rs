@@ -1,5 +1,6 @@
 //! Command-line front end: `hearth run` (one command in a fresh sandbox, streamed output,
-//! the command's exit status) and `hearth gc` (remove leftovers and idle infrastructure).
+//! the command's exit status) and `hearth gc` (remove leftovers and idle infrastructure);
+//! the other subcommands are dispatched to their modules (`hearth bench` to [`crate::bench`]).
 //!
 //! Every bad input is refused with one line on stderr and exit code 2 before anything is
 //! created; Hearth's own failures exit 125 (see [`crate::exit`]).
@@ -39,6 +40,8 @@ pub enum Command {
     /// Run the daemon: the AWS-compatible Lambda API on a Unix socket (and optionally TCP
     /// with SigV4), functions in a durable registry, invocations in warm sandboxes.
     Serve(ServeArgs),
+    /// Benchmark a running daemon: warm throughput, bursts, cold starts, density.
+    Bench(crate::bench::BenchArgs),
     #[command(flatten)]
     Lambda(crate::lambda_cli::LambdaCommand),
     /// Remove leftovers of crashed runs, then Hearth's idle infrastructure (scratch
@@ -78,6 +81,11 @@ pub struct RunArgs {
     /// Append one JSON line of set-up step timings (microseconds) to this file.
     #[arg(long = "timings-file", value_name = "FILE")]
     pub timings_file: Option<PathBuf>,
+    /// Start the command the way the daemon's pre-warmed cold starts do: build a blank
+    /// sandbox first (128 MB placeholder limit, no code, no command), then assign the
+    /// command, its code, memory limit and environment to it.
+    #[arg(long)]
+    pub blank: bool,
     /// The command and its arguments (after `--`).
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<OsString>,
@@ -182,6 +190,7 @@ pub fn main(cli: Cli) -> u8 {
         Command::Invoke(args) => crate::invoke_cli::invoke(args, &cli.lambda),
         Command::Lambda(cmd) => crate::lambda_cli::run(cmd, &cli.lambda),
         Command::Serve(args) => serve(args),
+        Command::Bench(args) => crate::bench::run(args, &cli.lambda),
         Command::Gc => gc(),
     }
 }
@@ -277,7 +286,12 @@ fn run_in(
     args: &RunArgs,
     signals: &SignalFd,
 ) -> u8 {
-    let mut sb = match host.create(name, spec) {
+    let created = if args.blank {
+        create_from_blank(host, name, spec)
+    } else {
+        host.create(name, spec)
+    };
+    let mut sb = match created {
         Ok(sb) => sb,
         Err(SandboxError::Plan(e)) => {
             eprintln!("hearth: {e}");
@@ -359,6 +373,23 @@ fn run_in(
             }
         }
     }
+}
+
+/// `--blank`: a blank sandbox of `spec`'s shape with the smallest memory limit, then
+/// `spec` assigned to it.
+fn create_from_blank(
+    host: &SandboxHost,
+    name: &str,
+    spec: &SandboxSpec,
+) -> Result<crate::sandbox::Sandbox, SandboxError> {
+    let mut template = spec.clone();
+    template.memory_mb = *plan::MEMORY_MB.start();
+    let mut sb = host.create_blank(name, &template)?;
+    if let Err(e) = host.assign_blank(&mut sb, spec) {
+        let _ = host.destroy(sb);
+        return Err(e);
+    }
+    Ok(sb)
 }
 
 fn write_timings(path: &std::path::Path, steps: &[(&str, f64)]) {

@@ -20,6 +20,7 @@ pub mod runtime_api;
 pub mod sandbox;
 
 // Shared pieces and front ends.
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod daemon;

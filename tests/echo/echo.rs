@@ -7,6 +7,9 @@
 //! then `POST …/invocation/<id>/response` with the event as the body. Only
 //! `Content-Length` bodies are read (the server never chunks `/next`). On any protocol
 //! surprise it prints why and exits 1, as a runtime should.
+//!
+//! An event containing `"sleep_ms": N` is answered after sleeping N ms (a plain substring
+//! match, no JSON parser): `hearth bench density` holds many instances busy at once that way.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
@@ -42,6 +45,9 @@ fn run() -> Result<(), String> {
         let id = header(&headers, "lambda-runtime-aws-request-id")
             .ok_or("no Lambda-Runtime-Aws-Request-Id")?
             .to_string();
+        if let Some(ms) = sleep_ms(&body) {
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+        }
         let mut request = format!(
             "POST /2018-06-01/runtime/invocation/{id}/response HTTP/1.1\r\nHost: {api}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
             body.len()
@@ -59,6 +65,16 @@ fn run() -> Result<(), String> {
 }
 
 type Headers = Vec<(String, String)>;
+
+/// N of the first `"sleep_ms": N` in the event, if any.
+fn sleep_ms(event: &[u8]) -> Option<u64> {
+    let key = b"\"sleep_ms\"";
+    let at = event.windows(key.len()).position(|w| w == key)? + key.len();
+    let rest = &event[at..];
+    let rest = &rest[rest.iter().position(|b| !b" \t\r\n:".contains(b))?..];
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()
+}
 
 fn header<'a>(headers: &'a Headers, name: &str) -> Option<&'a str> {
     headers
@@ -99,4 +115,17 @@ fn read_response(reader: &mut impl BufRead) -> Result<(u16, Headers, Vec<u8>), S
         .read_exact(&mut body)
         .map_err(|e| format!("reading a {len}-byte body: {e}"))?;
     Ok((status, headers, body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sleep_ms;
+
+    #[test]
+    fn sleep_is_found_in_the_event() {
+        assert_eq!(sleep_ms(br#"{"sleep_ms": 250}"#), Some(250));
+        assert_eq!(sleep_ms(br#"{"a":1,"sleep_ms":7}"#), Some(7));
+        assert_eq!(sleep_ms(br#"{"k": 1}"#), None);
+        assert_eq!(sleep_ms(br#"{"sleep_ms": "x"}"#), None);
+    }
 }
