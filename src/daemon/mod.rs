@@ -34,7 +34,7 @@ pub mod metrics;
 pub mod pool;
 
 use self::metrics::{Metrics, StartKind};
-use self::pool::{ForcedStart, PoolState};
+use self::pool::{ForcedStart, PoolState, Reaper};
 use crate::config::Config;
 use crate::control::errors::ControlError;
 use crate::control::routes::{self, Route};
@@ -43,7 +43,8 @@ use crate::http::parser::{RequestHead, RequestParser, Step};
 use crate::instance::{Instance, InstanceConfig, InvokeRequest, Outcome};
 use crate::registry::{Account, Registry};
 use crate::runtime_api::RuntimeApiServer;
-use crate::sandbox::{HostPaths, SandboxHost};
+use crate::sandbox::blank::BlankPool;
+use crate::sandbox::{HostPaths, RootSource, SandboxHost};
 
 /// Control connections served at once; more are accepted and closed.
 pub const MAX_CONNECTIONS: usize = 1024;
@@ -179,7 +180,7 @@ type FnKey = (String, String, String);
 #[derive(Debug)]
 pub struct Daemon {
     cfg: Config,
-    host: SandboxHost,
+    host: std::sync::Arc<SandboxHost>,
     registry: Registry,
     poll: Poll,
     unix: UnixListener,
@@ -200,6 +201,11 @@ pub struct Daemon {
     draining: Option<Instant>,
     keys: Vec<sigv4::Credentials>,
     metrics: Metrics,
+    reaper: Reaper,
+    /// Pre-warmed blank sandboxes (`blank_pool_size` > 0). Sandboxes made by its thread
+    /// die with that thread (the parent-death signal follows the creating thread): it is
+    /// shut down last.
+    blanks: Option<BlankPool>,
     pool: PoolState,
     /// Sum of reserved concurrency over all functions (refreshed after the control
     /// operations that change it).
@@ -221,7 +227,8 @@ impl Daemon {
             cgroup_parent: cfg.cgroup_parent.clone(),
             ..HostPaths::from_env()
         };
-        let host = SandboxHost::open(&paths)?;
+        raise_nofile_limit();
+        let host = std::sync::Arc::new(SandboxHost::open(&paths)?);
         host.sweep();
         let runtimes_dir = crate::function::managed::install(&cfg.state_dir.join("runtimes"))
             .map_err(|e| DaemonError::Io {
@@ -295,9 +302,17 @@ impl Daemon {
                 secret_access_key: k.secret_access_key.clone(),
             })
             .collect();
+        let blanks = (cfg.blank_pool_size > 0).then(|| {
+            BlankPool::start(
+                host.clone(),
+                crate::instance::blank_template(RootSource::HostBinds, &runtimes_dir),
+                cfg.blank_pool_size as usize,
+                "blank",
+            )
+        });
         let mut daemon = Daemon {
             cfg,
-            host,
+            host: host.clone(),
             registry,
             poll,
             unix,
@@ -315,6 +330,8 @@ impl Daemon {
             draining: None,
             keys,
             metrics: Metrics::new(),
+            reaper: Reaper::start(host.clone()),
+            blanks,
             pool: PoolState {
                 provisioned_dirty: true,
                 ..PoolState::default()
@@ -706,6 +723,10 @@ impl Daemon {
                 let name = name_of(f);
                 self.retire_stale(|k| k.0 == name);
                 self.refresh_reserved(Some(&name));
+                match routes::query_value(query, "Qualifier") {
+                    Some(version) => self.metrics.forget_version(&name, version),
+                    None => self.metrics.forget_function(&name),
+                }
             }
             Route::PutFunctionConcurrency(f) | Route::DeleteFunctionConcurrency(f) => {
                 self.refresh_reserved(Some(&name_of(f)));
@@ -805,7 +826,7 @@ impl Daemon {
                 "Request must be smaller than {MAX_INVOKE_PAYLOAD} bytes for the InvokeFunction operation"
             )));
         }
-        if !body.is_empty() && serde_json::from_slice::<serde_json::Value>(&body).is_err() {
+        if !body.is_empty() && serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_err() {
             return Err(ControlError::InvalidRequestContent(
                 "Could not parse request body into json: Unexpected character".into(),
             ));
@@ -912,7 +933,7 @@ impl Daemon {
             conn.waiting = false;
             let mut headers = vec![
                 ("X-Amz-Executed-Version".to_string(), version),
-                ("X-Hearth-Start".to_string(), start.as_str().to_string()),
+                ("X-Hearth-Start".to_string(), start.label().to_string()),
             ];
             if let Some(init) = result.init_duration {
                 headers.push((
@@ -982,6 +1003,10 @@ impl Daemon {
         for id in ids {
             self.remove_slot(id, None);
         }
+        self.reaper.finish();
+        if let Some(pool) = self.blanks.take() {
+            pool.shutdown();
+        }
         let _ = self.host.cgroups.remove_parent_if_empty();
         let _ = std::fs::remove_file(&self.socket_path);
         eprintln!("hearth serve: stopped");
@@ -1030,7 +1055,6 @@ struct Response {
     headers: Vec<(String, String)>,
     body: Vec<u8>,
 }
-
 
 fn reason(status: u16) -> &'static str {
     match status {
@@ -1110,6 +1134,25 @@ fn flush(conn: &mut Conn) {
                 return;
             }
         }
+    }
+}
+
+/// Raises the daemon's open-file limit as far as it goes: every instance holds about six
+/// descriptors here (log pipe, pidfd, init channel, two listeners, the runtime's
+/// connection), so a thousand idle instances need more than the usual 1,024 or 20,000.
+/// Sandboxes are unaffected: their command gets Lambda's 1,024 (`sandbox::rlimits`).
+fn raise_nofile_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    const WANTED: u64 = 1 << 20;
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return;
+    };
+    // Root may raise the hard limit up to fs.nr_open (1,048,576 by default).
+    if hard < WANTED && setrlimit(Resource::RLIMIT_NOFILE, WANTED, WANTED).is_ok() {
+        return;
+    }
+    if soft < hard {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
     }
 }
 

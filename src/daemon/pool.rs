@@ -23,6 +23,8 @@
 //! init, `X-Hearth-Init-Duration-Us`.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use mio::Token;
@@ -31,9 +33,10 @@ use super::metrics::{InvocationResult, StartKind};
 use super::{tokens, Daemon, FnKey, Slot};
 use crate::control::errors::{ControlError, ThrottleReason};
 use crate::function::env::InitializationType;
+use crate::instance::pooled::Remains;
 use crate::instance::{Ended, Instance, InstanceConfig, Outcome};
 use crate::registry::FunctionConfig;
-use crate::sandbox::RootSource;
+use crate::sandbox::{RootSource, SandboxHost};
 
 /// How long a retiring instance has between SIGTERM and the kill of its cgroup (Lambda
 /// gives a runtime without extensions 300 ms, with extensions 500 ms).
@@ -65,18 +68,6 @@ impl ForcedStart {
             other => Err(ControlError::InvalidParameterValue(format!(
                 "X-Hearth-Start must be one of spawn, blank, fresh; got {other:?}"
             ))),
-        }
-    }
-}
-
-impl StartKind {
-    /// The value of the `X-Hearth-Start` response header.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StartKind::Warm => "warm",
-            StartKind::Blank => "blank",
-            StartKind::Spawn => "spawn",
-            StartKind::Provisioned => "provisioned",
         }
     }
 }
@@ -180,7 +171,8 @@ impl Daemon {
         let cfg = self.instance_config(f, InitializationType::OnDemand);
         self.make_room(cfg.memory_mb, &f.name)?;
         let single_use = forced.is_some();
-        let (slot, kind) = self.start_instance(cfg, key, f.reserved_concurrency.is_some(), forced)?;
+        let (slot, kind) =
+            self.start_instance(cfg, key, f.reserved_concurrency.is_some(), forced)?;
         if let Some(s) = self.slots.get_mut(&slot) {
             s.single_use = single_use;
         }
@@ -271,8 +263,7 @@ impl Daemon {
                 // No bootstrap: Lambda reports it as the invocation's error; a slot-less
                 // outcome would need its own path, so refuse clearly instead.
                 ControlError::InvalidParameterValue(
-                    "Couldn't find valid bootstrap(s): [/var/task/bootstrap /opt/bootstrap]"
-                        .into(),
+                    "Couldn't find valid bootstrap(s): [/var/task/bootstrap /opt/bootstrap]".into(),
                 )
             })?;
         self.by_api.insert(inst.api, slot);
@@ -301,15 +292,16 @@ impl Daemon {
     /// Whether a blank sandbox can carry this function (they are built with the default
     /// `/tmp` size and the host's root).
     fn blank_fits(&self, cfg: &InstanceConfig) -> bool {
-        cfg.tmp_mb == crate::sandbox::plan::TMP_MB.start().to_owned()
-            && matches!(cfg.root, RootSource::HostBinds)
+        self.blanks
+            .as_ref()
+            .is_some_and(|p| crate::instance::fits_blank(cfg, p.template()))
     }
 
     /// The memory the pool holds: the limits of every live instance, and the placeholder
     /// limit of every ready blank sandbox.
     pub(super) fn memory_used_mb(&self) -> u64 {
         let instances: u64 = self.slots.values().map(|s| s.cfg.memory_mb).sum();
-        instances + self.blanks_ready() as u64 * BLANK_MEMORY_MB
+        instances + self.blanks_ready() as u64 * BLANK_MEMORY_MB + self.reaper.pending_mb()
     }
 
     /// Makes room for `mb` more in the memory budget by retiring idle instances, least
@@ -498,6 +490,8 @@ impl Daemon {
 
     /// Removes an instance now: thaws it (a frozen task on v1 would hold its SIGKILL),
     /// then kills and removes its sandbox. `ended` is the invocation it was serving.
+    /// Without an invocation to report, the sandbox is destroyed on the reaper thread:
+    /// removing cgroups and the scratch volume can take milliseconds.
     pub(super) fn remove_slot(
         &mut self,
         id: usize,
@@ -511,6 +505,11 @@ impl Daemon {
         }
         if s.provisioned_for.is_some() {
             self.pool.provisioned_dirty = true;
+        }
+        if ended.is_none() {
+            let remains = s.inst.detach(&mut self.server, self.poll.registry());
+            self.reaper.destroy(remains, s.cfg.memory_mb, &self.host);
+            return None;
         }
         s.inst
             .teardown(
@@ -532,8 +531,7 @@ impl Daemon {
             return;
         };
         // (function, qualifier) → (resolved function version, requested, last modified).
-        let mut wanted: HashMap<(String, String), (FunctionConfig, u32, String)> =
-            HashMap::new();
+        let mut wanted: HashMap<(String, String), (FunctionConfig, u32, String)> = HashMap::new();
         for (function, p) in requests {
             let version = if p.qualifier.bytes().all(|b| b.is_ascii_digit()) {
                 p.qualifier.clone()
@@ -680,11 +678,68 @@ impl Daemon {
 
     /// Blank sandboxes ready to be claimed.
     pub(super) fn blanks_ready(&self) -> usize {
-        0
+        self.blanks.as_ref().map_or(0, |p| p.ready())
     }
 
-    /// A blank sandbox, if one is ready.
+    /// A blank sandbox, if one is ready (the pool's thread makes the next one).
     fn take_blank(&mut self) -> Option<crate::sandbox::Sandbox> {
-        None
+        self.blanks.as_ref()?.take()
+    }
+}
+
+/// Destroys removed instances off the event loop, one at a time, in order.
+#[derive(Debug)]
+pub struct Reaper {
+    tx: Option<mpsc::Sender<(Remains, u64)>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    /// Memory limits of the instances handed over and not yet destroyed (they still
+    /// count against the budget).
+    pending_mb: Arc<AtomicU64>,
+}
+
+impl Reaper {
+    pub fn start(host: Arc<SandboxHost>) -> Reaper {
+        let (tx, rx) = mpsc::channel::<(Remains, u64)>();
+        let pending_mb = Arc::new(AtomicU64::new(0));
+        let pending = pending_mb.clone();
+        let thread = std::thread::Builder::new()
+            .name("hearth-reaper".into())
+            .spawn(move || {
+                for (remains, mb) in rx {
+                    remains.destroy(&host);
+                    pending.fetch_sub(mb, Ordering::Relaxed);
+                }
+            })
+            .ok();
+        Reaper {
+            tx: Some(tx),
+            thread,
+            pending_mb,
+        }
+    }
+
+    /// Hands `remains` to the thread (or destroys them here if it could not start).
+    pub fn destroy(&self, remains: Remains, memory_mb: u64, host: &SandboxHost) {
+        self.pending_mb.fetch_add(memory_mb, Ordering::Relaxed);
+        let sent = match (&self.tx, &self.thread) {
+            (Some(tx), Some(_)) => tx.send((remains, memory_mb)).map_err(|e| e.0 .0),
+            _ => Err(remains),
+        };
+        if let Err(remains) = sent {
+            remains.destroy(host);
+            self.pending_mb.fetch_sub(memory_mb, Ordering::Relaxed);
+        }
+    }
+
+    pub fn pending_mb(&self) -> u64 {
+        self.pending_mb.load(Ordering::Relaxed)
+    }
+
+    /// Waits until everything handed over is destroyed.
+    pub fn finish(&mut self) {
+        self.tx = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }

@@ -1,10 +1,43 @@
 //! What the warm pool asks of an instance beyond serving invocations: whether it is
 //! parked on `/next` (safe to freeze), whether its init has overrun its limit when no
-//! invocation is waiting for it (a provisioned instance), and its init duration.
+//! invocation is waiting for it (a provisioned instance), its init duration, and a
+//! teardown in two halves — unhooking from the event loop ([`Instance::detach`], on the
+//! loop) and destroying the sandbox ([`Remains::destroy`], which may block for
+//! milliseconds and so runs on another thread).
 
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use super::{Instance, Phase};
+use mio::unix::SourceFd;
+
+use super::logs::LogStream;
+use super::{drain_to_end, Instance, Phase};
+use crate::runtime_api::RuntimeApiServer;
+use crate::sandbox::{Sandbox, SandboxHost};
+
+/// An instance unhooked from the event loop, still to be destroyed: its sandbox, and its
+/// log pipe and stream (what the function printed last, a SIGTERM handler's output
+/// included, is read to the end and written before the stream closes).
+#[derive(Debug)]
+pub struct Remains {
+    sandbox: Sandbox,
+    log_pipe: OwnedFd,
+    logs: LogStream,
+}
+
+impl Remains {
+    /// Kills and removes the sandbox, then drains the log pipe into the stream.
+    pub fn destroy(self, host: &SandboxHost) {
+        let Remains {
+            sandbox,
+            log_pipe,
+            mut logs,
+        } = self;
+        let _ = host.destroy(sandbox);
+        drain_to_end(log_pipe, &mut logs);
+        logs.flush_partial();
+    }
+}
 
 impl Instance {
     /// Initialised, alive, no invocation assigned, and the runtime waiting on `/next`:
@@ -26,24 +59,29 @@ impl Instance {
             && now.saturating_duration_since(self.created) >= limit
     }
 
+    /// Takes the instance off the event loop and the Runtime API server (no invocation
+    /// may be running: its outcome would be lost); [`Remains::destroy`] does the rest.
+    pub fn detach(self, server: &mut RuntimeApiServer, registry: &mio::Registry) -> Remains {
+        let Instance {
+            sandbox,
+            api,
+            log_pipe,
+            logs,
+            ..
+        } = self;
+        let _ = registry.deregister(&mut SourceFd(&log_pipe.as_raw_fd()));
+        let _ = registry.deregister(&mut SourceFd(&sandbox.pidfd().as_raw_fd()));
+        let _ = registry.deregister(&mut SourceFd(&sandbox.channel().as_raw_fd()));
+        server.remove_instance(registry, api);
+        Remains {
+            sandbox,
+            log_pipe,
+            logs,
+        }
+    }
+
     /// How long init took (set at the first `/next`).
     pub fn init_duration(&self) -> Option<Duration> {
         self.init_duration
-    }
-}
-
-// TEMP until the blank-sandbox work lands.
-impl Instance {
-    #[allow(clippy::too_many_arguments)]
-    pub fn start_from_blank(
-        _host: &crate::sandbox::SandboxHost,
-        _blank: crate::sandbox::Sandbox,
-        _cfg: &super::InstanceConfig,
-        _server: &mut crate::runtime_api::RuntimeApiServer,
-        _registry: &mio::Registry,
-        _tokens: [mio::Token; 3],
-        _echo: Option<Box<dyn super::WriteDebug>>,
-    ) -> Result<Option<Instance>, super::InstanceError> {
-        Err(super::InstanceError::Setup("blank sandboxes are not built yet".into()))
     }
 }
