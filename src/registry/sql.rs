@@ -101,8 +101,8 @@ pub(super) fn function_exists(conn: &Connection, name: &str) -> Result<bool, Reg
     conn.prepare_cached("SELECT 1 FROM functions WHERE name = ?1")
         .and_then(|mut stmt| stmt.query_row([name], |_| Ok(())))
         .optional()
-    .map(|r| r.is_some())
-    .map_err(RegistryError::sql("read function"))
+        .map(|r| r.is_some())
+        .map_err(RegistryError::sql("read function"))
 }
 
 /// The version a qualifier names: `$LATEST`, the number itself, or an alias's target. Fails
