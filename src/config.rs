@@ -1167,7 +1167,7 @@ secret_access_key = "file-secret-2"
             "{s}"
         );
         assert!(s.contains("[default: 75% of MemTotal]"), "{s}");
-        assert_eq!(s.lines().count(), 1 + 10 + 2, "{s}");
+        assert_eq!(s.lines().count(), 1 + 12 + 2, "{s}");
         let debug = format!("{c:?}");
         assert!(
             !debug.contains("file-secret") && !debug.contains("env-secret"),
