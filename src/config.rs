@@ -903,6 +903,8 @@ run_dir = "/run/hearth-file"
 region = "eu-west-1"
 memory_budget_mb = 4096
 idle_timeout_s = 60
+blank_pool_size = 8
+freeze_delay_ms = 50
 listen = "127.0.0.1:9001"
 socket_group = "hearth"
 
@@ -918,6 +920,7 @@ secret_access_key = "file-secret-2"
             ("HEARTH_RUN_DIR", "/run/hearth-env"),
             ("HEARTH_REGION", "eu-central-1"),
             ("HEARTH_IDLE_TIMEOUT_S", "30"),
+            ("HEARTH_FREEZE_DELAY_MS", "0"),
             ("HEARTH_SOCKET_GROUP", ""),
             ("HEARTH_ACCESS_KEY_ID", "AKIDBOTH"),
             ("HEARTH_SECRET_ACCESS_KEY", "env-secret"),
@@ -939,6 +942,13 @@ secret_access_key = "file-secret-2"
         assert_eq!(c.origins.field("region"), Origin::Flag);
         assert_eq!(c.memory_budget_mb, 4096);
         assert_eq!(c.idle_timeout_s, 30);
+        assert_eq!(c.blank_pool_size, 8);
+        assert_eq!(c.origins.field("blank_pool_size"), Origin::File);
+        assert_eq!(c.freeze_delay_ms, 0);
+        assert_eq!(
+            c.origins.field("freeze_delay_ms"),
+            Origin::Env("HEARTH_FREEZE_DELAY_MS")
+        );
         assert_eq!(c.socket_group, None, "empty env value turns it off");
         assert_eq!(c.listen, Some("127.0.0.1:9100".parse().unwrap()));
         assert_eq!(c.account_id, "000000000000");
@@ -1077,6 +1087,8 @@ secret_access_key = "file-secret-2"
                 Box::new(|c| c.account_concurrency = 0),
             ),
             ("idle_timeout_s", Box::new(|c| c.idle_timeout_s = 0)),
+            ("blank_pool_size", Box::new(|c| c.blank_pool_size = 257)),
+            ("freeze_delay_ms", Box::new(|c| c.freeze_delay_ms = 60_001)),
             (
                 "socket_group",
                 Box::new(|c| c.socket_group = Some("a b".into())),
