@@ -13,147 +13,11 @@ mod common;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
+use common::daemon::{live_instances, unix_request, wait_for, Daemon, KEY_ID, SECRET};
 use common::{hearth_bin, skip_unless_root};
-
-const KEY_ID: &str = "AKIDHEARTHTEST";
-const SECRET: &str = "hearth-test-secret";
-
-/// A running daemon, stopped (SIGTERM) and its dirs removed on drop.
-struct Daemon {
-    child: Option<Child>,
-    dir: tempfile::TempDir,
-    port: u16,
-}
-
-impl Daemon {
-    fn start() -> Daemon {
-        Self::start_with(&[])
-    }
-
-    fn start_with(env: &[(&str, &str)]) -> Daemon {
-        let dir = tempfile::Builder::new()
-            .prefix("hearth-test-daemon-")
-            .tempdir()
-            .unwrap();
-        Self::spawn(dir, env)
-    }
-
-    /// A daemon on the state and run dirs of an earlier one (its dirs stay owned by the
-    /// earlier guard).
-    fn start_in(dir: &Path) -> Daemon {
-        let shared = tempfile::Builder::new()
-            .prefix("hearth-test-daemon-again-")
-            .tempdir()
-            .unwrap();
-        for sub in ["state", "run"] {
-            std::os::unix::fs::symlink(dir.join(sub), shared.path().join(sub)).unwrap();
-        }
-        Self::spawn(shared, &[])
-    }
-
-    fn spawn(dir: tempfile::TempDir, env: &[(&str, &str)]) -> Daemon {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let log = std::fs::File::create(dir.path().join("daemon.log")).unwrap();
-        let child = Command::new(hearth_bin())
-            .args(["serve", "--state-dir"])
-            .arg(dir.path().join("state"))
-            .arg("--run-dir")
-            .arg(dir.path().join("run"))
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
-            .env("HEARTH_ACCESS_KEY_ID", KEY_ID)
-            .env("HEARTH_SECRET_ACCESS_KEY", SECRET)
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let d = Daemon {
-            child: Some(child),
-            dir,
-            port,
-        };
-        let started = Instant::now();
-        while !d.socket().exists() || std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "daemon did not start: {}",
-                d.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        d
-    }
-
-    fn socket(&self) -> PathBuf {
-        self.dir.path().join("run/hearth.sock")
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
-    }
-
-    /// SIGTERM, then waits (bounded) for exit 0.
-    fn stop(&mut self) -> Option<i32> {
-        let mut child = self.child.take()?;
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(child.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        );
-        let started = Instant::now();
-        loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                return status.code();
-            }
-            if started.elapsed() > Duration::from_secs(60) {
-                let _ = child.kill();
-                let _ = child.wait();
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// One HTTP/1.1 request on the Unix socket; returns (status, body).
-fn unix_request(sock: &Path, method: &str, path: &str, body: &[u8]) -> (u16, String) {
-    let mut s = UnixStream::connect(sock).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: hearth\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    )
-    .unwrap();
-    s.write_all(body).unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let status = out
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = out
-        .split_once("\r\n\r\n")
-        .map(|x| x.1)
-        .unwrap_or("")
-        .to_string();
-    (status, body)
-}
 
 /// Runs a client script of `tests/clients/boto3` (by `program`, with `args`) against
 /// the daemon's TCP port and the examples dir, signed with the daemon's key; panics with
@@ -211,7 +75,7 @@ fn boto3_drives_the_daemon_and_sigterm_drains_it() {
         &[client_script("scenario.py").as_os_str()],
         "boto3 scenario: ok",
     );
-    assert_eq!(d.stop(), Some(0), "{}", d.log());
+    d.stop_clean();
     assert!(!d.socket().exists(), "socket left behind");
 }
 
@@ -230,7 +94,7 @@ fn boto3_bad_inputs_get_the_right_errors() {
         &[client_script("bad_inputs.py").as_os_str()],
         "bad inputs: ok",
     );
-    assert_eq!(d.stop(), Some(0), "{}", d.log());
+    d.stop_clean();
 }
 
 #[test]
@@ -254,7 +118,7 @@ fn aws_cli_creates_invokes_and_lists() {
         &[client_script("awscli.sh").as_os_str(), aws.as_os_str()],
         "awscli: ok",
     );
-    assert_eq!(d.stop(), Some(0), "{}", d.log());
+    d.stop_clean();
 }
 
 #[test]
@@ -294,7 +158,7 @@ fn signatures_are_required_on_tcp_and_a_second_daemon_is_refused() {
     assert!(!second.status.success());
     let err = String::from_utf8_lossy(&second.stderr);
     assert!(err.contains("lock") || err.contains("another"), "{err}");
-    assert_eq!(d.stop(), Some(0), "{}", d.log());
+    d.stop_clean();
 }
 
 /// A function zip of `examples/python`, base64 for CreateFunction's `Code.ZipFile`.
@@ -350,22 +214,14 @@ fn idle_instances_expire_and_the_socket_is_root_only() {
     );
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("hello, idle"), "{body}");
-    let metrics = |d: &Daemon| unix_request(&d.socket(), "GET", "/metrics", b"").1;
-    assert!(
-        metrics(&d).contains("faas_instances{state=\"idle\"} 1"),
-        "{}",
-        metrics(&d)
+    // One instance (idle, frozen or not yet), until the 1 s idle timeout retires it
+    // (the loop wakes at least once a second).
+    assert_eq!(live_instances(&d.metrics()), 1, "{}", d.metrics());
+    wait_for(
+        Duration::from_secs(60),
+        || live_instances(&d.metrics()) == 0,
+        || d.metrics(),
     );
-    // Expired after the 1 s idle timeout (the loop wakes at least once a second).
-    let started = Instant::now();
-    while !metrics(&d).contains("faas_instances{state=\"idle\"} 0") {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "{}",
-            metrics(&d)
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
     // Another user cannot connect to the socket (mode 0600 without a socket group).
     use std::os::unix::process::CommandExt;
     let out = Command::new("/usr/bin/python3")
@@ -383,7 +239,7 @@ fn idle_instances_expire_and_the_socket_is_root_only() {
         String::from_utf8_lossy(&out.stderr).contains("PermissionError"),
         "{out:?}"
     );
-    assert_eq!(d.stop(), Some(0), "{}", d.log());
+    d.stop_clean();
 }
 
 #[test]
@@ -433,12 +289,7 @@ fn sigkill_during_concurrent_creates_loses_no_acknowledged_function() {
     while let Ok(name) = rx.recv_timeout(Duration::from_secs(60)) {
         acked.push(name);
         if acked.len() == 10 {
-            let pid = d.child.as_ref().unwrap().id() as i32;
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-            let _ = d.child.take().unwrap().wait();
+            d.kill();
         }
     }
     for c in clients {
@@ -471,7 +322,7 @@ fn sigkill_during_concurrent_creates_loses_no_acknowledged_function() {
         b"{}",
     );
     assert_eq!(status, 200, "{body}");
-    assert_eq!(again.stop(), Some(0), "{}", again.log());
+    again.stop_clean();
 }
 
 #[test]
@@ -515,5 +366,5 @@ fn the_socket_group_may_connect_and_others_may_not() {
         String::from_utf8_lossy(&outsider.stderr).contains("PermissionError"),
         "{outsider:?}"
     );
-    assert_eq!(d.stop(), Some(0), "{}", d.log());
+    d.stop_clean();
 }

@@ -10,111 +10,18 @@ mod common;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
+use common::daemon::{Daemon, KEY_ID, SECRET};
 use common::{hearth_bin, skip_unless_root, Run};
 
-const KEY_ID: &str = "AKIDHEARTHCLI";
-const SECRET: &str = "hearth-cli-secret";
-
-/// A running daemon, stopped (SIGTERM) and its dirs removed on drop.
-struct Daemon {
-    child: Option<Child>,
-    dir: tempfile::TempDir,
-    port: u16,
-}
-
-impl Daemon {
-    fn start() -> Daemon {
-        let dir = tempfile::Builder::new()
-            .prefix("hearth-test-cli-")
-            .tempdir()
-            .unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let log = std::fs::File::create(dir.path().join("daemon.log")).unwrap();
-        let child = Command::new(hearth_bin())
-            .args(["serve", "--state-dir"])
-            .arg(dir.path().join("state"))
-            .arg("--run-dir")
-            .arg(dir.path().join("run"))
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
-            .env("HEARTH_ACCESS_KEY_ID", KEY_ID)
-            .env("HEARTH_SECRET_ACCESS_KEY", SECRET)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let d = Daemon {
-            child: Some(child),
-            dir,
-            port,
-        };
-        let started = Instant::now();
-        while !d.socket().exists() || std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "daemon did not start: {}",
-                d.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        d
-    }
-
-    fn socket(&self) -> PathBuf {
-        self.dir.path().join("run/hearth.sock")
-    }
-
-    fn state(&self) -> PathBuf {
-        self.dir.path().join("state")
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
-    }
-
-    /// `hearth ARGS --endpoint unix:<socket>`.
-    fn cli(&self, args: &[&str]) -> Run {
-        let mut c = Command::new(hearth_bin());
-        c.args(args)
-            .arg("--endpoint")
-            .arg(format!("unix:{}", self.socket().display()));
-        run(c)
-    }
-
-    /// SIGTERM, then waits (bounded) for exit.
-    fn stop(&mut self) -> Option<i32> {
-        let mut child = self.child.take()?;
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(child.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        );
-        let started = Instant::now();
-        loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                return status.code();
-            }
-            if started.elapsed() > Duration::from_secs(60) {
-                let _ = child.kill();
-                let _ = child.wait();
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        self.stop();
-    }
+/// `hearth ARGS --endpoint unix:<socket>`.
+fn cli(d: &Daemon, args: &[&str]) -> Run {
+    let mut c = Command::new(hearth_bin());
+    c.args(args)
+        .arg("--endpoint")
+        .arg(format!("unix:{}", d.socket().display()));
+    run(c)
 }
 
 fn run(mut c: Command) -> Run {
@@ -154,44 +61,50 @@ fn the_client_subcommands_drive_the_daemon() {
     let zip = python_zip(d.dir.path());
     let zip_arg = format!("fileb://{}", zip.display());
 
-    let r = d.cli(&[
-        "create-function",
-        "--function-name",
-        "cli-py",
-        "--runtime",
-        "python3.11",
-        "--handler",
-        "lambda_function.lambda_handler",
-        "--zip-file",
-        &zip_arg,
-        "--memory-size",
-        "256",
-        "--environment",
-        "Variables={GREETING=hi,MODE=test}",
-        "--description",
-        "from the cli",
-    ]);
+    let r = cli(
+        &d,
+        &[
+            "create-function",
+            "--function-name",
+            "cli-py",
+            "--runtime",
+            "python3.11",
+            "--handler",
+            "lambda_function.lambda_handler",
+            "--zip-file",
+            &zip_arg,
+            "--memory-size",
+            "256",
+            "--environment",
+            "Variables={GREETING=hi,MODE=test}",
+            "--description",
+            "from the cli",
+        ],
+    );
     ok(&r, "create-function", &d);
     assert!(r.stdout.contains("FunctionName:"), "{r:?}");
     assert!(r.stdout.contains("cli-py"), "{r:?}");
     assert!(r.stdout.contains("GREETING=hi"), "{r:?}");
 
-    let r = d.cli(&["get-function", "--function-name", "cli-py"]);
+    let r = cli(&d, &["get-function", "--function-name", "cli-py"]);
     ok(&r, "get-function", &d);
     assert!(r.stdout.contains("python3.11"), "{r:?}");
     assert!(r.stdout.contains("256"), "{r:?}");
-    let r = d.cli(&[
-        "get-function",
-        "--function-name",
-        "cli-py",
-        "--output",
-        "json",
-    ]);
+    let r = cli(
+        &d,
+        &[
+            "get-function",
+            "--function-name",
+            "cli-py",
+            "--output",
+            "json",
+        ],
+    );
     ok(&r, "get-function --output json", &d);
     let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(v["Configuration"]["Description"], "from the cli");
 
-    let r = d.cli(&["list-functions"]);
+    let r = cli(&d, &["list-functions"]);
     ok(&r, "list-functions", &d);
     assert!(r.stdout.starts_with("NAME"), "{r:?}");
     assert!(r.stdout.contains("cli-py"), "{r:?}");
@@ -199,87 +112,108 @@ fn the_client_subcommands_drive_the_daemon() {
     // Invoke to a file, then to stdout.
     let out = d.dir.path().join("out.json");
     let out_s = out.to_str().unwrap();
-    let r = d.cli(&[
-        "invoke",
-        "--function-name",
-        "cli-py",
-        "--payload",
-        r#"{"name": "cli"}"#,
-        out_s,
-    ]);
+    let r = cli(
+        &d,
+        &[
+            "invoke",
+            "--function-name",
+            "cli-py",
+            "--payload",
+            r#"{"name": "cli"}"#,
+            out_s,
+        ],
+    );
     ok(&r, "invoke", &d);
     assert!(r.stdout.contains("StatusCode:"), "{r:?}");
     assert!(r.stdout.contains("200"), "{r:?}");
     assert!(r.stdout.contains("$LATEST"), "{r:?}");
     let body = std::fs::read_to_string(&out).unwrap();
     assert!(body.contains("hello, cli"), "{body}");
-    let r = d.cli(&[
-        "invoke",
-        "--function-name",
-        "cli-py",
-        "--payload",
-        r#"{"name": "stdout"}"#,
-        "--log-type",
-        "Tail",
-        "-",
-    ]);
+    let r = cli(
+        &d,
+        &[
+            "invoke",
+            "--function-name",
+            "cli-py",
+            "--payload",
+            r#"{"name": "stdout"}"#,
+            "--log-type",
+            "Tail",
+            "-",
+        ],
+    );
     ok(&r, "invoke -", &d);
     assert!(r.stdout.contains("hello, stdout"), "{r:?}");
     assert!(r.stderr.contains("START RequestId"), "{r:?}");
     assert!(r.stderr.contains("REPORT RequestId"), "{r:?}");
 
-    let r = d.cli(&[
-        "update-function-configuration",
-        "--function-name",
-        "cli-py",
-        "--timeout",
-        "7",
-    ]);
+    let r = cli(
+        &d,
+        &[
+            "update-function-configuration",
+            "--function-name",
+            "cli-py",
+            "--timeout",
+            "7",
+        ],
+    );
     ok(&r, "update-function-configuration", &d);
-    let r = d.cli(&[
-        "get-function",
-        "--function-name",
-        "cli-py",
-        "--output",
-        "json",
-    ]);
+    let r = cli(
+        &d,
+        &[
+            "get-function",
+            "--function-name",
+            "cli-py",
+            "--output",
+            "json",
+        ],
+    );
     let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(v["Configuration"]["Timeout"], 7, "{r:?}");
 
-    let r = d.cli(&["publish-version", "--function-name", "cli-py"]);
+    let r = cli(&d, &["publish-version", "--function-name", "cli-py"]);
     ok(&r, "publish-version", &d);
     assert!(r.stdout.contains("Version:"), "{r:?}");
-    let r = d.cli(&[
-        "create-alias",
-        "--function-name",
-        "cli-py",
-        "--name",
-        "live",
-        "--function-version",
-        "1",
-    ]);
+    let r = cli(
+        &d,
+        &[
+            "create-alias",
+            "--function-name",
+            "cli-py",
+            "--name",
+            "live",
+            "--function-version",
+            "1",
+        ],
+    );
     ok(&r, "create-alias", &d);
     assert!(r.stdout.contains("live"), "{r:?}");
-    let r = d.cli(&[
-        "invoke",
-        "--function-name",
-        "cli-py",
-        "--qualifier",
-        "live",
-        out_s,
-    ]);
+    let r = cli(
+        &d,
+        &[
+            "invoke",
+            "--function-name",
+            "cli-py",
+            "--qualifier",
+            "live",
+            out_s,
+        ],
+    );
     ok(&r, "invoke --qualifier live", &d);
     assert!(r.stdout.contains("ExecutedVersion: 1"), "{r:?}");
 
-    let r = d.cli(&[
-        "put-function-concurrency",
-        "--function-name",
-        "cli-py",
-        "--reserved-concurrent-executions",
-        "0",
-    ]);
+    let r = cli(
+        &d,
+        &[
+            "put-function-concurrency",
+            "--function-name",
+            "cli-py",
+            "--reserved-concurrent-executions",
+            "0",
+        ],
+    );
     ok(&r, "put-function-concurrency", &d);
-    let r = d.cli(&["invoke", "--function-name", "cli-py", out_s]);
+    let r = cli(&d, &["invoke", "--function-name", "cli-py", out_s]);
     assert_eq!(r.code, 1, "{r:?}");
     assert!(
         r.stderr.contains("hearth: TooManyRequestsException: "),
@@ -293,9 +227,9 @@ fn the_client_subcommands_drive_the_daemon() {
     ok(&r, "logs", &d);
     assert!(r.stdout.contains("START RequestId"), "{r:?}");
 
-    let r = d.cli(&["delete-function", "--function-name", "cli-py"]);
+    let r = cli(&d, &["delete-function", "--function-name", "cli-py"]);
     ok(&r, "delete-function", &d);
-    let r = d.cli(&["get-function", "--function-name", "cli-py"]);
+    let r = cli(&d, &["get-function", "--function-name", "cli-py"]);
     assert_eq!(r.code, 1, "{r:?}");
     assert!(
         r.stderr.starts_with("hearth: ResourceNotFoundException: "),
@@ -354,16 +288,19 @@ fn tcp_requests_are_signed_and_errors_have_their_exit_codes() {
     assert!(r.stderr.contains("nobody.sock"), "{r:?}");
     assert!(r.stderr.contains("hearth serve"), "{r:?}");
     // Bad usage: a zip that is not fileb://.
-    let r = d.cli(&[
-        "create-function",
-        "--function-name",
-        "f",
-        "--runtime",
-        "python3.12",
-        "--handler",
-        "h",
-        "--zip-file",
-        "plain.zip",
-    ]);
+    let r = cli(
+        &d,
+        &[
+            "create-function",
+            "--function-name",
+            "f",
+            "--runtime",
+            "python3.12",
+            "--handler",
+            "h",
+            "--zip-file",
+            "plain.zip",
+        ],
+    );
     assert_eq!(r.code, 2, "{r:?}");
 }

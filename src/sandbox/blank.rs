@@ -95,7 +95,9 @@ impl BlankPool {
             prefix: name_prefix.to_string(),
         };
         let thread = std::thread::Builder::new()
-            .name("hearth-blanks".into())
+            // A sandbox init cloned from this thread inherits its name (comm): "hearth",
+            // as one cloned from the main thread.
+            .name("hearth".into())
             .stack_size(STACK_SIZE)
             .spawn(move || worker.run());
         let thread = match thread {

@@ -6,6 +6,8 @@
 //! built. `$HEARTH_TEST_ROOTFS`, when set, makes every sandbox use that root directory.
 #![allow(dead_code)]
 
+pub mod daemon;
+
 use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
