@@ -818,8 +818,7 @@ impl Instance {
     ) -> InvokeResult {
         self.read_logs();
         let max_memory_used_mb = host
-            .cgroups_stats(&self.sandbox)
-            .and_then(|s| s.memory_peak_bytes)
+            .memory_peak(&self.sandbox)
             .map(|b| b.div_ceil(1024 * 1024));
         let init_duration = if ended.cold { self.init_duration } else { None };
         Self::finish_lines(

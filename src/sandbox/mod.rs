@@ -269,6 +269,8 @@ pub struct Sandbox {
     blank: Option<BlankShape>,
     /// (blank) Init reported it waits for the assignment.
     ready: bool,
+    /// The cgroup's peak-memory file, opened at the first [`SandboxHost::memory_peak`].
+    peak_file: std::cell::OnceCell<Option<std::fs::File>>,
 }
 
 /// The Runtime API listeners of one sandbox, bound inside its network namespace
@@ -507,6 +509,7 @@ impl SandboxHost {
             cpu_boosted: boosted.is_some(),
             blank: blank.then(|| BlankShape::of(spec)),
             ready: false,
+            peak_file: std::cell::OnceCell::new(),
         };
         if spec.runtime_api {
             // Init sends the listeners as its first message, right after `lo` is up; a
@@ -584,6 +587,23 @@ impl SandboxHost {
     /// OOM kills. `None` if they cannot be read.
     pub fn cgroups_stats(&self, sb: &Sandbox) -> Option<CgroupStats> {
         self.cgroups.stats(sb.cgroup.as_ref()?).ok()
+    }
+
+    /// The sandbox's peak memory in bytes (Lambda's "Max Memory Used" covers the
+    /// instance's whole life), read through a descriptor kept open: it is read after
+    /// every invocation. `None` if the kernel lacks the file or it cannot be read.
+    pub fn memory_peak(&self, sb: &Sandbox) -> Option<u64> {
+        use std::os::unix::fs::FileExt;
+        let file = sb
+            .peak_file
+            .get_or_init(|| {
+                let cg = sb.cgroup.as_ref()?;
+                std::fs::File::open(self.cgroups.memory_peak_path(cg)).ok()
+            })
+            .as_ref()?;
+        let mut buf = [0u8; 32];
+        let n = file.read_at(&mut buf, 0).ok()?;
+        std::str::from_utf8(&buf[..n]).ok()?.trim().parse().ok()
     }
 
     /// Removes leftovers of earlier owners that are no longer alive: their cgroups and

@@ -391,6 +391,11 @@ impl CgroupDriver for V1Driver {
         })
     }
 
+    fn memory_peak_path(&self, cg: &SandboxCgroup) -> PathBuf {
+        self.dir(Controller::Memory, &cg.name)
+            .join("memory.max_usage_in_bytes")
+    }
+
     fn freeze(&self, cg: &SandboxCgroup) -> Result<(), CgroupError> {
         Self::set_freezer(&self.dir(Controller::Freezer, &cg.name), true)
     }

@@ -384,6 +384,10 @@ impl CgroupDriver for V2Driver {
         })
     }
 
+    fn memory_peak_path(&self, cg: &SandboxCgroup) -> PathBuf {
+        cg.procs_dir.join("memory.peak")
+    }
+
     fn freeze(&self, cg: &SandboxCgroup) -> Result<(), CgroupError> {
         Self::set_frozen(&cg.procs_dir, true)
     }
