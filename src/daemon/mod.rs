@@ -220,7 +220,9 @@ impl Daemon {
             region: cfg.region.clone(),
             account_id: cfg.account_id.clone(),
         };
-        let registry = Registry::open(&cfg.state_dir, account)?;
+        let mut registry = Registry::open(&cfg.state_dir, account)?;
+        // GetAccountSettings and the PutFunctionConcurrency check use the configured limit.
+        registry.set_concurrency_limit(cfg.account_concurrency);
         let paths = HostPaths {
             state_dir: cfg.state_dir.clone(),
             run_dir: cfg.run_dir.clone(),
