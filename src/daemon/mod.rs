@@ -32,9 +32,11 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 pub mod metrics;
 pub mod pool;
+pub mod spawner;
 
 use self::metrics::{Metrics, StartKind};
-use self::pool::{ForcedStart, PoolState, Reaper};
+use self::pool::{Claimed, ForcedStart, PoolState, Reaper};
+use self::spawner::Spawner;
 use crate::config::Config;
 use crate::control::errors::ControlError;
 use crate::control::routes::{self, Route};
@@ -61,6 +63,8 @@ pub mod tokens {
     pub const UNIX_LISTENER: Token = Token(0);
     pub const TCP_LISTENER: Token = Token(1);
     pub const SIGNALS: Token = Token(2);
+    /// A spawner thread has created a sandbox.
+    pub const SPAWNER: Token = Token(3);
     /// Control connections: `CONN_BASE + n`.
     pub const CONN_BASE: usize = 1 << 10;
     /// Instance slot `s`: `SLOT_BASE + 3 s + {0 log pipe, 1 pidfd, 2 init channel}`.
@@ -164,12 +168,34 @@ struct Slot {
     /// Its function's code or configuration changed or was deleted: it takes no further
     /// invocations and retires once idle.
     stale: bool,
+    /// An expiry timer is pending (at most one per slot).
+    expiry_scheduled: bool,
 }
 
 #[derive(Debug, Clone)]
 struct Waiter {
     conn: usize,
     tail: bool,
+}
+
+/// An instance whose sandbox a spawner thread is creating.
+#[derive(Debug)]
+struct Starting {
+    cfg: InstanceConfig,
+    key: FnKey,
+    reserved: bool,
+    provisioned_for: Option<(String, String)>,
+    single_use: bool,
+    /// The invocation it was started for.
+    queued: Option<Queued>,
+}
+
+/// An invocation waiting for its instance.
+#[derive(Debug)]
+struct Queued {
+    waiter: Option<Waiter>,
+    request_id: String,
+    request: InvokeRequest,
 }
 
 /// A function version's identity for reuse: name, version, and the revision (a changed
@@ -202,6 +228,14 @@ pub struct Daemon {
     keys: Vec<sigv4::Credentials>,
     metrics: Metrics,
     reaper: Reaper,
+    /// Cold starts by spawning run on its threads; shut down after every instance.
+    spawner: Spawner,
+    /// Instances being created by the spawner, by slot.
+    starting: HashMap<usize, Starting>,
+    /// Slots with an invocation (deadlines, completions and admission look only here).
+    busy: std::collections::HashSet<usize>,
+    /// Slots by function version and revision (a warm claim looks only here).
+    by_key: HashMap<FnKey, Vec<usize>>,
     /// Pre-warmed blank sandboxes (`blank_pool_size` > 0). Sandboxes made by its thread
     /// die with that thread (the parent-death signal follows the creating thread): it is
     /// shut down last.
@@ -304,6 +338,9 @@ impl Daemon {
                 secret_access_key: k.secret_access_key.clone(),
             })
             .collect();
+        let waker = mio::Waker::new(poll.registry(), tokens::SPAWNER)
+            .map_err(io_err("creating the spawner's waker"))?;
+        let spawner = Spawner::start(host.clone(), std::sync::Arc::new(waker));
         let blanks = (cfg.blank_pool_size > 0).then(|| {
             BlankPool::start(
                 host.clone(),
@@ -333,6 +370,10 @@ impl Daemon {
             keys,
             metrics: Metrics::new(),
             reaper: Reaper::start(host.clone()),
+            spawner,
+            starting: HashMap::new(),
+            busy: Default::default(),
+            by_key: HashMap::new(),
             blanks,
             pool: PoolState {
                 provisioned_dirty: true,
@@ -357,15 +398,15 @@ impl Daemon {
         let mut next_tick: Option<Instant> = None;
         loop {
             if let Some(since) = self.draining {
-                let busy = self.slots.values().any(|s| s.busy);
+                let busy = !self.busy.is_empty() || !self.starting.is_empty();
                 if !busy || since.elapsed() >= DRAIN_DEADLINE {
                     break;
                 }
             }
             let timeout = if self.logs_pending.is_empty() {
-                self.slots
-                    .values()
-                    .filter_map(|s| s.inst.deadline())
+                self.busy
+                    .iter()
+                    .filter_map(|id| self.slots.get(id)?.inst.deadline())
                     .chain(next_tick)
                     .min()
                     .map(|d| d.saturating_duration_since(Instant::now()))
@@ -385,6 +426,7 @@ impl Daemon {
                 match t {
                     tokens::UNIX_LISTENER => self.accept_unix(),
                     tokens::TCP_LISTENER => self.accept_tcp(),
+                    tokens::SPAWNER => self.on_spawned(),
                     tokens::SIGNALS => {
                         while let Ok(Some(_)) = self.signals.read_signal() {
                             if self.draining.is_none() {
@@ -429,29 +471,35 @@ impl Daemon {
             }
             for event in rt_events.drain(..) {
                 let id = runtime_event_instance(&event);
-                let slot = self.by_api.get(&id).copied();
-                if let Some(s) = slot.and_then(|slot| self.slots.get_mut(&slot)) {
-                    if let Err(e) = s.inst.on_runtime_event(
-                        &mut self.server,
-                        self.poll.registry(),
-                        &self.host,
-                        &s.cfg,
-                        event,
-                    ) {
-                        eprintln!("hearth serve: instance of {}: {e}", s.cfg.function_name);
-                    }
+                let Some(slot) = self.by_api.get(&id).copied() else {
+                    continue;
+                };
+                let Some(s) = self.slots.get_mut(&slot) else {
+                    continue;
+                };
+                if let Err(e) = s.inst.on_runtime_event(
+                    &mut self.server,
+                    self.poll.registry(),
+                    &self.host,
+                    &s.cfg,
+                    event,
+                ) {
+                    eprintln!("hearth serve: instance of {}: {e}", s.cfg.function_name);
+                }
+                if !s.busy && s.inst.is_parked() && !s.frozen {
+                    // An instance started ahead (provisioned) finished its init.
+                    let at = s.idle_since + Duration::from_millis(self.cfg.freeze_delay_ms);
+                    self.schedule(at, slot, pool::Timer::Freeze);
                 }
             }
             for slot in exited_slots {
-                if let Some(s) = self.slots.get_mut(&slot) {
-                    if s.inst.has_exited() {
-                        s.inst.on_exit(&self.host);
-                    }
-                }
+                self.on_instance_exit(slot);
             }
             let now = Instant::now();
-            for s in self.slots.values_mut() {
-                s.inst.check_deadline(now);
+            for id in &self.busy {
+                if let Some(s) = self.slots.get_mut(id) {
+                    s.inst.check_deadline(now);
+                }
             }
             self.complete_invocations();
             next_tick = self.pool_tick(Instant::now());
@@ -609,10 +657,19 @@ impl Daemon {
         if let Some(mut conn) = self.conns.remove(&id) {
             let _ = self.poll.registry().deregister(conn.stream.source());
         }
-        for s in self.slots.values_mut() {
-            if s.waiter.as_ref().is_some_and(|w| w.conn == id) {
-                // The caller left; the invocation still runs to its end.
-                s.waiter = None;
+        // The caller left; the invocation still runs to its end.
+        for slot in &self.busy {
+            if let Some(s) = self.slots.get_mut(slot) {
+                if s.waiter.as_ref().is_some_and(|w| w.conn == id) {
+                    s.waiter = None;
+                }
+            }
+        }
+        for st in self.starting.values_mut() {
+            if let Some(q) = &mut st.queued {
+                if q.waiter.as_ref().is_some_and(|w| w.conn == id) {
+                    q.waiter = None;
+                }
             }
         }
     }
@@ -870,23 +927,21 @@ impl Daemon {
             client_context,
             invoked_arn,
         };
-        let (slot, start) = self.claim_instance(&fcfg, forced)?;
-        self.metrics
-            .invocation_started(&fcfg.name, &fcfg.version, start);
-        let s = self.slots.get_mut(&slot).expect("claimed slot exists");
-        s.busy = true;
-        s.invocation = Some(start);
-        s.waiter = (kind == "RequestResponse").then_some(Waiter { conn, tail });
         let request_id = crate::function::env::uuid_v4();
-        s.inst
-            .assign(
-                &mut self.server,
-                self.poll.registry(),
-                &s.cfg,
-                request_id.clone(),
-                request,
-            )
-            .map_err(|e| ControlError::Service(e.to_string()))?;
+        let queued = Queued {
+            waiter: (kind == "RequestResponse").then_some(Waiter { conn, tail }),
+            request_id: request_id.clone(),
+            request,
+        };
+        match self.claim_instance(&fcfg, forced)? {
+            Claimed::Ready(slot, start) => self.begin_invocation(slot, start, queued)?,
+            Claimed::Starting(slot) => {
+                // Handed over when the sandbox is created (`on_spawned`).
+                if let Some(st) = self.starting.get_mut(&slot) {
+                    st.queued = Some(queued);
+                }
+            }
+        }
         if kind == "Event" {
             return Ok(Some(Response {
                 status: 202,
@@ -897,8 +952,44 @@ impl Daemon {
         Ok(None)
     }
 
+    /// Gives an invocation to the instance in `slot`.
+    fn begin_invocation(
+        &mut self,
+        slot: usize,
+        start: StartKind,
+        q: Queued,
+    ) -> Result<(), ControlError> {
+        let s = self.slots.get_mut(&slot).expect("claimed slot exists");
+        self.metrics
+            .invocation_started(&s.cfg.function_name, &s.cfg.version, start);
+        s.busy = true;
+        s.invocation = Some(start);
+        s.waiter = q.waiter;
+        self.busy.insert(slot);
+        s.inst
+            .assign(
+                &mut self.server,
+                self.poll.registry(),
+                &s.cfg,
+                q.request_id,
+                q.request,
+            )
+            .map_err(|e| ControlError::Service(e.to_string()))
+    }
+
+    /// Answers a waiting caller with an error (an invocation that could not start).
+    fn fail_waiter(&mut self, waiter: Option<Waiter>, err: &ControlError) {
+        let Some(w) = waiter else { return };
+        let Some(conn) = self.conns.get_mut(&w.conn) else {
+            return;
+        };
+        conn.waiting = false;
+        write_error(conn, err);
+        self.on_conn_event(w.conn, true);
+    }
+
     fn complete_invocations(&mut self) {
-        let ids: Vec<usize> = self.slots.keys().copied().collect();
+        let ids: Vec<usize> = self.busy.iter().copied().collect();
         for id in ids {
             let Some(s) = self.slots.get_mut(&id) else {
                 continue;
@@ -907,14 +998,19 @@ impl Daemon {
                 continue;
             };
             self.record_end(id, &ended);
+            self.busy.remove(&id);
             let s = self.slots.get_mut(&id).expect("slot exists");
             let waiter = s.waiter.take();
             s.busy = false;
-            s.idle_since = Instant::now();
+            let now = Instant::now();
+            s.idle_since = now;
+            let freeze_at = now + Duration::from_millis(self.cfg.freeze_delay_ms);
             let version = s.cfg.version.clone();
             let start = s.invocation.take().unwrap_or(StartKind::Warm);
             let result = if ended.instance_survives() && !s.single_use && !s.stale {
-                Some(s.inst.complete(&self.host, &s.cfg, ended))
+                let r = s.inst.complete(&self.host, &s.cfg, ended);
+                self.schedule(freeze_at, id, pool::Timer::Freeze);
+                Some(r)
             } else if ended.instance_survives() && s.stale {
                 let r = s.inst.complete(&self.host, &s.cfg, ended);
                 self.begin_retire(id, Instant::now());
@@ -1006,6 +1102,7 @@ impl Daemon {
             self.remove_slot(id, None);
         }
         self.reaper.finish();
+        self.spawner.finish(&self.host);
         if let Some(pool) = self.blanks.take() {
             pool.shutdown();
         }

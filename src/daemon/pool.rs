@@ -22,7 +22,8 @@
 //! Invoke answer carries `X-Hearth-Start: warm | provisioned | blank | spawn` and, after an
 //! init, `X-Hearth-Init-Duration-Us`.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
@@ -30,7 +31,7 @@ use std::time::{Duration, Instant};
 use mio::Token;
 
 use super::metrics::{InvocationResult, StartKind};
-use super::{tokens, Daemon, FnKey, Slot};
+use super::{tokens, Daemon, FnKey, Slot, Starting};
 use crate::control::errors::{ControlError, ThrottleReason};
 use crate::function::env::InitializationType;
 use crate::instance::pooled::Remains;
@@ -50,6 +51,21 @@ const PROVISION_PER_TURN: usize = 8;
 const CRASH_LOOP_FAILURES: u32 = 3;
 /// The memory limit a blank sandbox holds until it is claimed.
 pub const BLANK_MEMORY_MB: u64 = 128;
+
+/// Where a claimed instance is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claimed {
+    /// Started (idle, or in init) in this slot, by this path.
+    Ready(usize, StartKind),
+    /// Its sandbox is being created on a spawner thread.
+    Starting(usize),
+}
+
+/// The loop tokens of an instance slot.
+fn slot_tokens(slot: usize) -> [Token; 3] {
+    let base = tokens::SLOT_BASE + 3 * slot;
+    [Token(base), Token(base + 1), Token(base + 2)]
+}
 
 /// What an Invoke asked for with `X-Hearth-Start`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +99,21 @@ pub struct PoolState {
     /// The registry's provisioned requests changed: reconcile on this turn.
     pub provisioned_dirty: bool,
     pub last_reconcile: Option<Instant>,
+    /// Pending timers, soonest first (a timer of a slot that changed since is ignored).
+    pub timers: BinaryHeap<Reverse<(Instant, usize, Timer)>>,
+}
+
+/// What a pool timer is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Timer {
+    /// Freeze an instance idle for `freeze_delay_ms`.
+    Freeze,
+    /// Retire an instance idle for `idle_timeout_s`.
+    Expire,
+    /// Kill a retiring instance at the end of its grace.
+    Kill,
+    /// Fail an instance whose init (with no invocation waiting) overran its limit.
+    InitCheck,
 }
 
 /// The live status of one provisioned request, for the control API.
@@ -106,11 +137,24 @@ impl Daemon {
     }
 
     fn check_admission(&self, f: &FunctionConfig) -> Result<(), ControlError> {
-        let busy = |pred: &dyn Fn(&Slot) -> bool| {
-            self.slots.values().filter(|s| s.busy && pred(s)).count() as u64
+        // Busy instances, and instances being created for an invocation: (function,
+        // reserved) of each.
+        let busy = |pred: &dyn Fn(&str, bool) -> bool| {
+            let running = self
+                .busy
+                .iter()
+                .filter_map(|id| self.slots.get(id))
+                .filter(|s| pred(&s.key.0, s.reserved))
+                .count();
+            let starting = self
+                .starting
+                .values()
+                .filter(|s| s.queued.is_some() && pred(&s.key.0, s.reserved))
+                .count();
+            (running + starting) as u64
         };
         if let Some(reserved) = f.reserved_concurrency {
-            if busy(&|s| s.key.0 == f.name) >= u64::from(reserved) {
+            if busy(&|name, _| name == f.name) >= u64::from(reserved) {
                 return Err(ControlError::TooManyRequests {
                     reason: ThrottleReason::ReservedFunctionConcurrentInvocationLimitExceeded,
                     message: "Rate Exceeded.".into(),
@@ -121,7 +165,7 @@ impl Daemon {
         // Reservations are guaranteed: the others share the rest of the account limit.
         let unreserved_limit =
             u64::from(self.cfg.account_concurrency).saturating_sub(self.reserved_total);
-        if busy(&|s| !s.reserved) >= unreserved_limit {
+        if busy(&|_, reserved| !reserved) >= unreserved_limit {
             return Err(ControlError::TooManyRequests {
                 reason: ThrottleReason::ConcurrentInvocationLimitExceeded,
                 message: "Rate Exceeded.".into(),
@@ -130,23 +174,24 @@ impl Daemon {
         Ok(())
     }
 
-    /// An idle instance of exactly this function version, or a new one. Returns the slot
-    /// and how the instance started.
+    /// An idle instance of exactly this function version, or a new one: the slot and how
+    /// the instance started, or the slot of an instance still being created.
     pub(super) fn claim_instance(
         &mut self,
         f: &FunctionConfig,
         forced: Option<ForcedStart>,
-    ) -> Result<(usize, StartKind), ControlError> {
+    ) -> Result<Claimed, ControlError> {
         let key: FnKey = (f.name.clone(), f.version.clone(), f.revision_id.clone());
         while forced.is_none() {
             let best = self
-                .slots
-                .iter()
-                .filter(|(_, s)| {
-                    s.key == key && !s.busy && !s.stale && s.retiring.is_none() && s.inst.is_free()
-                })
+                .by_key
+                .get(&key)
+                .into_iter()
+                .flatten()
+                .filter_map(|id| Some((*id, self.slots.get(id)?)))
+                .filter(|(_, s)| !s.busy && !s.stale && s.retiring.is_none() && s.inst.is_free())
                 .max_by_key(|(_, s)| s.idle_since)
-                .map(|(id, _)| *id);
+                .map(|(id, _)| id);
             let Some(id) = best else { break };
             let s = self.slots.get_mut(&id).expect("slot exists");
             // The pidfd may have fired after this turn's events were read: an instance
@@ -166,17 +211,26 @@ impl Daemon {
             } else {
                 StartKind::Warm
             };
-            return Ok((id, kind));
+            return Ok(Claimed::Ready(id, kind));
         }
         let cfg = self.instance_config(f, InitializationType::OnDemand);
         self.make_room(cfg.memory_mb, &f.name)?;
-        let single_use = forced.is_some();
-        let (slot, kind) =
-            self.start_instance(cfg, key, f.reserved_concurrency.is_some(), forced)?;
-        if let Some(s) = self.slots.get_mut(&slot) {
-            s.single_use = single_use;
+        let claimed = self.start_instance(cfg, key, f.reserved_concurrency.is_some(), forced)?;
+        if forced.is_some() {
+            match claimed {
+                Claimed::Ready(slot, _) => {
+                    if let Some(s) = self.slots.get_mut(&slot) {
+                        s.single_use = true;
+                    }
+                }
+                Claimed::Starting(slot) => {
+                    if let Some(s) = self.starting.get_mut(&slot) {
+                        s.single_use = true;
+                    }
+                }
+            }
         }
-        Ok((slot, kind))
+        Ok(claimed)
     }
 
     /// The instance configuration of a function version.
@@ -205,20 +259,25 @@ impl Daemon {
         }
     }
 
-    /// Starts an instance of `cfg` in a new slot, from a blank sandbox when one fits and
-    /// the function is not crash-looping, else by spawning.
+    /// Starts an instance of `cfg` in a new slot: from a blank sandbox when one fits and
+    /// the function is not crash-looping (ready at once), else by spawning on a worker
+    /// thread (the slot is [`Claimed::Starting`] until [`Daemon::on_spawned`]).
     fn start_instance(
         &mut self,
         cfg: InstanceConfig,
         key: FnKey,
         reserved: bool,
         forced: Option<ForcedStart>,
-    ) -> Result<(usize, StartKind), ControlError> {
+    ) -> Result<Claimed, ControlError> {
+        if crate::instance::bootstrap_argv(cfg.runtime, &cfg.code_dir).is_none() {
+            // No bootstrap: Lambda reports it as the invocation's error; a slot-less
+            // outcome would need its own path, so refuse clearly instead.
+            return Err(ControlError::InvalidParameterValue(
+                "Couldn't find valid bootstrap(s): [/var/task/bootstrap /opt/bootstrap]".into(),
+            ));
+        }
         let slot = self.next_slot;
         self.next_slot += 1;
-        let base = tokens::SLOT_BASE + 3 * slot;
-        let toks = [Token(base), Token(base + 1), Token(base + 2)];
-        let name = crate::sandbox::reclaim::sandbox_name("fn", Some(slot as u64));
         let crash_looping = self
             .pool
             .init_failures
@@ -231,42 +290,76 @@ impl Daemon {
         } else {
             None
         };
-        let (started, kind) = match blank {
-            Some(sb) => (
-                Instance::start_from_blank(
-                    &self.host,
-                    sb,
-                    &cfg,
-                    &mut self.server,
-                    self.poll.registry(),
-                    toks,
-                    None,
-                ),
-                StartKind::Blank,
+        let used_blank = blank.is_some();
+        let started = match blank {
+            Some(sb) => Instance::start_from_blank(
+                &self.host,
+                sb,
+                &cfg,
+                &mut self.server,
+                self.poll.registry(),
+                slot_tokens(slot),
+                None,
             ),
-            None => (
-                Instance::start(
-                    &self.host,
-                    &name,
-                    &cfg,
-                    &mut self.server,
-                    self.poll.registry(),
-                    toks,
-                    None,
-                ),
-                StartKind::Spawn,
-            ),
+            None => {
+                let name = crate::sandbox::reclaim::sandbox_name("fn", Some(slot as u64));
+                let job = Instance::prepare_spawn(&cfg, &name)
+                    .map_err(|e| ControlError::Service(format!("starting an instance: {e}")))?
+                    .ok_or_else(|| ControlError::Service("no bootstrap".into()))?;
+                match self.spawner.submit(slot, Box::new(job)) {
+                    Ok(()) => {
+                        self.starting.insert(
+                            slot,
+                            Starting {
+                                cfg,
+                                key,
+                                reserved,
+                                provisioned_for: None,
+                                single_use: false,
+                                queued: None,
+                            },
+                        );
+                        return Ok(Claimed::Starting(slot));
+                    }
+                    // No worker thread: create it here.
+                    Err(job) => {
+                        let done = job.run(&self.host);
+                        Instance::finish_spawn(
+                            &self.host,
+                            done,
+                            &cfg,
+                            &mut self.server,
+                            self.poll.registry(),
+                            slot_tokens(slot),
+                        )
+                    }
+                }
+            }
+        };
+        let kind = if used_blank {
+            StartKind::Blank
+        } else {
+            StartKind::Spawn
         };
         let inst = started
             .map_err(|e| ControlError::Service(format!("starting an instance: {e}")))?
-            .ok_or_else(|| {
-                // No bootstrap: Lambda reports it as the invocation's error; a slot-less
-                // outcome would need its own path, so refuse clearly instead.
-                ControlError::InvalidParameterValue(
-                    "Couldn't find valid bootstrap(s): [/var/task/bootstrap /opt/bootstrap]".into(),
-                )
-            })?;
+            .ok_or_else(|| ControlError::Service("no bootstrap".into()))?;
+        self.insert_slot(slot, inst, cfg, key, reserved);
+        Ok(Claimed::Ready(slot, kind))
+    }
+
+    /// A new, idle slot for a started instance.
+    fn insert_slot(
+        &mut self,
+        slot: usize,
+        inst: Instance,
+        cfg: InstanceConfig,
+        key: FnKey,
+        reserved: bool,
+    ) {
         self.by_api.insert(inst.api, slot);
+        self.by_key.entry(key.clone()).or_default().push(slot);
+        self.schedule(Instant::now() + cfg.init_limit, slot, Timer::InitCheck);
         self.slots.insert(
             slot,
             Slot {
@@ -284,9 +377,59 @@ impl Daemon {
                 init_recorded: false,
                 invocation: None,
                 stale: false,
+                expiry_scheduled: false,
             },
         );
-        Ok((slot, kind))
+    }
+
+    /// Instances whose sandbox a spawner thread has created: they join the pool, and the
+    /// invocation queued for each is handed over (or answered with the failure).
+    pub(super) fn on_spawned(&mut self) {
+        for (slot, done) in self.spawner.results() {
+            let Some(st) = self.starting.remove(&slot) else {
+                done.discard(&self.host);
+                continue;
+            };
+            let started = Instance::finish_spawn(
+                &self.host,
+                done,
+                &st.cfg,
+                &mut self.server,
+                self.poll.registry(),
+                slot_tokens(slot),
+            );
+            let inst = match started {
+                Ok(Some(inst)) => inst,
+                other => {
+                    let why = match other {
+                        Err(e) => e.to_string(),
+                        _ => "no bootstrap".to_string(),
+                    };
+                    *self
+                        .pool
+                        .init_failures
+                        .entry(st.cfg.function_name.clone())
+                        .or_insert(0) += 1;
+                    if st.provisioned_for.is_some() {
+                        self.pool.provisioned_dirty = true;
+                    }
+                    if let Some(q) = st.queued {
+                        let err = ControlError::Service(format!("starting an instance: {why}"));
+                        self.fail_waiter(q.waiter, &err);
+                    }
+                    continue;
+                }
+            };
+            self.insert_slot(slot, inst, st.cfg, st.key, st.reserved);
+            let s = self.slots.get_mut(&slot).expect("slot just inserted");
+            s.provisioned_for = st.provisioned_for;
+            s.single_use = st.single_use;
+            if let Some(q) = st.queued {
+                if let Err(e) = self.begin_invocation(slot, StartKind::Spawn, q) {
+                    eprintln!("hearth serve: handing over an invocation: {e}");
+                }
+            }
+        }
     }
 
     /// Whether a blank sandbox can carry this function (they are built with the default
@@ -301,7 +444,11 @@ impl Daemon {
     /// limit of every ready blank sandbox.
     pub(super) fn memory_used_mb(&self) -> u64 {
         let instances: u64 = self.slots.values().map(|s| s.cfg.memory_mb).sum();
-        instances + self.blanks_ready() as u64 * BLANK_MEMORY_MB + self.reaper.pending_mb()
+        let starting: u64 = self.starting.values().map(|s| s.cfg.memory_mb).sum();
+        instances
+            + starting
+            + self.blanks_ready() as u64 * BLANK_MEMORY_MB
+            + self.reaper.pending_mb()
     }
 
     /// Makes room for `mb` more in the memory budget by retiring idle instances, least
@@ -388,80 +535,19 @@ impl Daemon {
         }
     }
 
-    /// One turn of pool housekeeping: freezes parked instances, starts retiring expired
-    /// ones, removes dead and retired ones, reconciles provisioned concurrency. Returns
-    /// when it next needs to run.
+    /// Pool housekeeping, driven by timers so that a turn of the loop costs nothing per
+    /// idle instance: freezes parked instances, retires expired ones, kills retiring ones
+    /// whose grace is over, fails provisioned instances whose init overran; reconciles
+    /// provisioned concurrency every second. Returns when it next needs to run.
     pub(super) fn pool_tick(&mut self, now: Instant) -> Option<Instant> {
-        let freeze_delay = Duration::from_millis(self.cfg.freeze_delay_ms);
-        let idle_timeout = Duration::from_secs(self.cfg.idle_timeout_s);
-        let mut next: Option<Instant> = None;
-        let mut soonest = |t: Instant| next = Some(next.map_or(t, |n: Instant| n.min(t)));
-        let mut remove = Vec::new();
-        let mut retire = Vec::new();
-        for (&id, s) in self.slots.iter_mut() {
-            if let Some(kill_at) = s.retiring {
-                if s.inst.exited() || now >= kill_at {
-                    remove.push(id);
-                } else {
-                    soonest(kill_at);
-                }
-                continue;
+        while let Some(Reverse((at, _, _))) = self.pool.timers.peek() {
+            if *at > now {
+                break;
             }
-            if s.busy {
-                continue;
-            }
-            if s.inst.exited() {
-                remove.push(id);
-                continue;
-            }
-            if s.inst.init_overdue(now, s.cfg.init_limit) {
-                *self
-                    .pool
-                    .init_failures
-                    .entry(s.cfg.function_name.clone())
-                    .or_insert(0) += 1;
-                remove.push(id);
-                continue;
-            }
-            if !s.inst.is_parked() {
-                continue;
-            }
-            if !s.init_recorded {
-                if let Some(d) = s.inst.init_duration() {
-                    s.init_recorded = true;
-                    self.metrics
-                        .init_finished(&s.cfg.function_name, &s.cfg.version, d);
-                }
-            }
-            if s.provisioned_for.is_none() {
-                let expires = s.idle_since + idle_timeout;
-                if now >= expires {
-                    retire.push(id);
-                    continue;
-                }
-                soonest(expires);
-            }
-            if !s.frozen {
-                let at = s.idle_since + freeze_delay;
-                if now >= at {
-                    match self.host.set_frozen(&s.inst.sandbox, true) {
-                        Ok(()) => s.frozen = true,
-                        Err(e) => eprintln!(
-                            "hearth serve: freezing an instance of {}: {e}",
-                            s.cfg.function_name
-                        ),
-                    }
-                } else {
-                    soonest(at);
-                }
-            }
-        }
-        for id in remove {
-            self.remove_slot(id, None);
-        }
-        for id in retire {
-            self.begin_retire(id, now);
-            soonest(now + SHUTDOWN_GRACE);
+            let Some(Reverse((_, id, timer))) = self.pool.timers.pop() else {
+                break;
+            };
+            self.on_timer(id, timer, now);
         }
         let reconcile_due = self.pool.provisioned_dirty
             || self
@@ -471,7 +557,96 @@ impl Daemon {
         if reconcile_due && self.draining.is_none() {
             self.reconcile_provisioned(now);
         }
-        next
+        let next_reconcile = self.pool.last_reconcile.map(|t| t + Duration::from_secs(1));
+        let next_timer = self.pool.timers.peek().map(|Reverse((at, _, _))| *at);
+        [next_reconcile, next_timer].into_iter().flatten().min()
+    }
+
+    /// Schedules `timer` for slot `id` at `at`.
+    pub(super) fn schedule(&mut self, at: Instant, id: usize, timer: Timer) {
+        self.pool.timers.push(Reverse((at, id, timer)));
+    }
+
+    /// One timer; each checks that what it was set for still holds (a slot may have been
+    /// used, retired or removed since).
+    fn on_timer(&mut self, id: usize, timer: Timer, now: Instant) {
+        let freeze_delay = Duration::from_millis(self.cfg.freeze_delay_ms);
+        let idle_timeout = Duration::from_secs(self.cfg.idle_timeout_s);
+        let Some(s) = self.slots.get_mut(&id) else {
+            return;
+        };
+        match timer {
+            Timer::Kill => {
+                if s.retiring.is_some_and(|at| now >= at) || s.inst.exited() {
+                    self.remove_slot(id, None);
+                }
+            }
+            Timer::InitCheck => {
+                if !s.busy && s.inst.init_overdue(now, s.cfg.init_limit) {
+                    *self
+                        .pool
+                        .init_failures
+                        .entry(s.cfg.function_name.clone())
+                        .or_insert(0) += 1;
+                    self.remove_slot(id, None);
+                }
+            }
+            Timer::Freeze => {
+                if s.busy || s.retiring.is_some() || !s.inst.is_parked() {
+                    return;
+                }
+                if !s.init_recorded {
+                    if let Some(d) = s.inst.init_duration() {
+                        s.init_recorded = true;
+                        self.metrics
+                            .init_finished(&s.cfg.function_name, &s.cfg.version, d);
+                    }
+                }
+                if !s.frozen && now >= s.idle_since + freeze_delay {
+                    match self.host.set_frozen(&s.inst.sandbox, true) {
+                        Ok(()) => s.frozen = true,
+                        Err(e) => eprintln!(
+                            "hearth serve: freezing an instance of {}: {e}",
+                            s.cfg.function_name
+                        ),
+                    }
+                }
+                if s.provisioned_for.is_none() && !s.expiry_scheduled {
+                    s.expiry_scheduled = true;
+                    let at = s.idle_since + idle_timeout;
+                    self.schedule(at, id, Timer::Expire);
+                }
+            }
+            Timer::Expire => {
+                s.expiry_scheduled = false;
+                if s.busy || s.retiring.is_some() || s.provisioned_for.is_some() {
+                    // Used again: the next freeze schedules a new expiry.
+                    return;
+                }
+                let at = s.idle_since + idle_timeout;
+                if now >= at && s.inst.is_free() {
+                    self.begin_retire(id, now);
+                } else {
+                    s.expiry_scheduled = true;
+                    self.schedule(at, id, Timer::Expire);
+                }
+            }
+        }
+    }
+
+    /// An instance's init process exited (its pidfd fired): a busy one reports through
+    /// its invocation; an idle or retiring one is removed now.
+    pub(super) fn on_instance_exit(&mut self, id: usize) {
+        let Some(s) = self.slots.get_mut(&id) else {
+            return;
+        };
+        if !s.inst.has_exited() {
+            return;
+        }
+        s.inst.on_exit(&self.host);
+        if !s.busy {
+            self.remove_slot(id, None);
+        }
     }
 
     /// Thaws the instance and sends its runtime SIGTERM; it is killed with its cgroup at
@@ -486,6 +661,7 @@ impl Daemon {
         }
         s.inst.sandbox.signal(libc::SIGTERM);
         s.retiring = Some(now + SHUTDOWN_GRACE);
+        self.schedule(now + SHUTDOWN_GRACE, id, Timer::Kill);
     }
 
     /// Removes an instance now: thaws it (a frozen task on v1 would hold its SIGKILL),
@@ -498,8 +674,15 @@ impl Daemon {
         ended: Option<Ended>,
     ) -> Option<crate::instance::InvokeResult> {
         self.logs_pending.remove(&id);
+        self.busy.remove(&id);
         let s = self.slots.remove(&id)?;
         self.by_api.remove(&s.inst.api);
+        if let Some(ids) = self.by_key.get_mut(&s.key) {
+            ids.retain(|&i| i != id);
+            if ids.is_empty() {
+                self.by_key.remove(&s.key);
+            }
+        }
         if s.frozen {
             let _ = self.host.set_frozen(&s.inst.sandbox, false);
         }
@@ -572,6 +755,24 @@ impl Daemon {
                 s.idle_since = now;
             }
         }
+        for st in self.starting.values_mut() {
+            let Some(target) = st.provisioned_for.clone() else {
+                continue;
+            };
+            match wanted.get(&target) {
+                Some((f, requested, _))
+                    if (f.name.clone(), f.version.clone(), f.revision_id.clone()) == st.key =>
+                {
+                    let n = count.entry(target).or_insert(0);
+                    if *n < *requested {
+                        *n += 1;
+                    } else {
+                        st.provisioned_for = None;
+                    }
+                }
+                _ => st.provisioned_for = None,
+            }
+        }
         self.pool
             .provisioned_failed
             .retain(|k, (modified, _)| wanted.get(k).is_some_and(|w| &w.2 == modified));
@@ -613,8 +814,13 @@ impl Daemon {
                 }
                 let key = (f.name.clone(), f.version.clone(), f.revision_id.clone());
                 match self.start_instance(cfg, key, f.reserved_concurrency.is_some(), None) {
-                    Ok((slot, _)) => {
+                    Ok(Claimed::Ready(slot, _)) => {
                         if let Some(s) = self.slots.get_mut(&slot) {
+                            s.provisioned_for = Some(target.clone());
+                        }
+                    }
+                    Ok(Claimed::Starting(slot)) => {
+                        if let Some(s) = self.starting.get_mut(&slot) {
                             s.provisioned_for = Some(target.clone());
                         }
                     }
@@ -641,7 +847,12 @@ impl Daemon {
             .slots
             .values()
             .filter(|s| s.provisioned_for.as_ref() == Some(&target));
-        let allocated = mine.clone().count() as u32;
+        let allocated = (mine.clone().count()
+            + self
+                .starting
+                .values()
+                .filter(|s| s.provisioned_for.as_ref() == Some(&target))
+                .count()) as u32;
         let available = mine.filter(|s| !s.inst.is_initialising()).count() as u32;
         let (status, reason) = match self.pool.provisioned_failed.get(&target) {
             Some((_, why)) if available < requested => ("FAILED", Some(why.clone())),
@@ -670,6 +881,7 @@ impl Daemon {
                 g.idle_thawed += 1;
             }
         }
+        g.initialising += self.starting.len() as u64;
         g.blank = self.blanks_ready() as u64;
         g.memory_budget_used_bytes = self.memory_used_mb() * 1024 * 1024;
         g.memory_budget_bytes = self.cfg.memory_budget_mb * 1024 * 1024;

@@ -302,6 +302,7 @@ fn base_spec(cfg: &InstanceConfig, argv: Vec<OsString>, blank: bool) -> SandboxS
 }
 
 /// What both ways of starting an instance prepare before its sandbox runs the bootstrap.
+#[derive(Debug)]
 struct Prepared {
     spec: SandboxSpec,
     logs: LogStream,

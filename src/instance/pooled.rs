@@ -3,17 +3,61 @@
 //! invocation is waiting for it (a provisioned instance), its init duration, and a
 //! teardown in two halves — unhooking from the event loop ([`Instance::detach`], on the
 //! loop) and destroying the sandbox ([`Remains::destroy`], which may block for
-//! milliseconds and so runs on another thread).
+//! milliseconds and so runs on another thread) — and the same split for a cold start by
+//! spawning: [`Instance::prepare_spawn`] on the loop, [`SpawnJob::run`] (the sandbox's
+//! creation, 4–5 ms) on a worker thread, [`Instance::finish_spawn`] on the loop again.
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use mio::unix::SourceFd;
 
+use mio::Token;
+
 use super::logs::LogStream;
-use super::{drain_to_end, Instance, Phase};
+use super::{drain_to_end, Instance, InstanceConfig, InstanceError, Phase, Prepared};
 use crate::runtime_api::RuntimeApiServer;
-use crate::sandbox::{Sandbox, SandboxHost};
+use crate::sandbox::{Sandbox, SandboxError, SandboxHost};
+
+/// A cold start by spawning, prepared on the loop (environment, log stream and pipe,
+/// sandbox spec) and not yet created.
+#[derive(Debug)]
+pub struct SpawnJob {
+    name: String,
+    prepared: Prepared,
+}
+
+/// A [`SpawnJob`] after its sandbox's creation, for [`Instance::finish_spawn`].
+#[derive(Debug)]
+pub struct SpawnDone {
+    prepared: Prepared,
+    /// When the creation began: Init Duration counts from here, as on the other paths.
+    created: Instant,
+    result: Result<Sandbox, SandboxError>,
+}
+
+impl SpawnJob {
+    /// Creates the sandbox (blocking; any thread). The parent-death signal of the
+    /// sandbox's init is tied to the calling thread: it must outlive the instance.
+    pub fn run(self, host: &SandboxHost) -> SpawnDone {
+        let created = Instant::now();
+        let result = host.create(&self.name, &self.prepared.spec);
+        SpawnDone {
+            prepared: self.prepared,
+            created,
+            result,
+        }
+    }
+}
+
+impl SpawnDone {
+    /// Destroys a created sandbox nobody will take (shutdown).
+    pub fn discard(self, host: &SandboxHost) {
+        if let Ok(sb) = self.result {
+            let _ = host.destroy(sb);
+        }
+    }
+}
 
 /// An instance unhooked from the event loop, still to be destroyed: its sandbox, and its
 /// log pipe and stream (what the function printed last, a SIGTERM handler's output
@@ -78,6 +122,41 @@ impl Instance {
             log_pipe,
             logs,
         }
+    }
+
+    /// The first half of [`Instance::start`]: `Ok(None)` for a custom runtime without a
+    /// bootstrap.
+    pub fn prepare_spawn(
+        cfg: &InstanceConfig,
+        name: &str,
+    ) -> Result<Option<SpawnJob>, InstanceError> {
+        Ok(Prepared::new(cfg, None, false)?.map(|prepared| SpawnJob {
+            name: name.to_string(),
+            prepared,
+        }))
+    }
+
+    /// The last part of [`Instance::start`], after [`SpawnJob::run`]: listeners and
+    /// registrations on the loop. On failure the sandbox is destroyed.
+    pub fn finish_spawn(
+        host: &SandboxHost,
+        done: SpawnDone,
+        cfg: &InstanceConfig,
+        server: &mut RuntimeApiServer,
+        registry: &mio::Registry,
+        tokens: [Token; 3],
+    ) -> Result<Option<Instance>, InstanceError> {
+        let sandbox = done.result?;
+        Self::started(
+            host,
+            sandbox,
+            done.prepared,
+            done.created,
+            cfg,
+            server,
+            registry,
+            tokens,
+        )
     }
 
     /// How long init took (set at the first `/next`).
