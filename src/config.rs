@@ -45,6 +45,8 @@ pub const DEFAULT_IDLE_TIMEOUT_S: u64 = 600;
 pub const DEFAULT_BLANK_POOL_SIZE: u32 = 4;
 /// Largest accepted [`Config::blank_pool_size`].
 pub const MAX_BLANK_POOL_SIZE: u32 = 256;
+/// Default of [`Config::init_timeout_s`] (Lambda's init limit).
+pub const DEFAULT_INIT_TIMEOUT_S: u64 = 10;
 /// Default of [`Config::freeze_delay_ms`].
 pub const DEFAULT_FREEZE_DELAY_MS: u64 = 10;
 /// Share of `MemTotal` that [`Config::memory_budget_mb`] defaults to, in percent.
@@ -69,6 +71,7 @@ pub const ENV_VARS: &[&str] = &[
     ENV_IDLE_TIMEOUT_S,
     ENV_BLANK_POOL_SIZE,
     ENV_FREEZE_DELAY_MS,
+    ENV_INIT_TIMEOUT_S,
     ENV_CGROUP_PARENT,
 ];
 const ENV_STATE_DIR: &str = "HEARTH_STATE_DIR";
@@ -84,6 +87,7 @@ const ENV_SECRET_ACCESS_KEY: &str = "HEARTH_SECRET_ACCESS_KEY";
 const ENV_IDLE_TIMEOUT_S: &str = "HEARTH_IDLE_TIMEOUT_S";
 const ENV_BLANK_POOL_SIZE: &str = "HEARTH_BLANK_POOL_SIZE";
 const ENV_FREEZE_DELAY_MS: &str = "HEARTH_FREEZE_DELAY_MS";
+const ENV_INIT_TIMEOUT_S: &str = "HEARTH_INIT_TIMEOUT_S";
 const ENV_CGROUP_PARENT: &str = "HEARTH_CGROUP_PARENT";
 
 const REDACTED: &str = "<redacted>";
@@ -131,6 +135,10 @@ pub struct Config {
     /// invocations skip the freeze and thaw. Default 10; file `freeze_delay_ms`, env
     /// `HEARTH_FREEZE_DELAY_MS`.
     pub freeze_delay_ms: u64,
+    /// How long a function's init may take before the instance is killed, in seconds
+    /// (Lambda's 10; raise it only on a slow or emulated host). Default 10; file
+    /// `init_timeout_s`, env `HEARTH_INIT_TIMEOUT_S`.
+    pub init_timeout_s: u64,
     /// Cgroup under which sandbox cgroups are created, relative to the cgroup root of each
     /// hierarchy, e.g. `hearth` or `system.slice/hearth.service`; `None`: the daemon's own
     /// cgroup. Default none; file `cgroup_parent`, env `HEARTH_CGROUP_PARENT`.
@@ -296,6 +304,7 @@ struct Layer {
     idle_timeout_s: Option<u64>,
     blank_pool_size: Option<u32>,
     freeze_delay_ms: Option<u64>,
+    init_timeout_s: Option<u64>,
     cgroup_parent: Option<Option<String>>,
 }
 
@@ -346,6 +355,7 @@ impl Config {
             idle_timeout_s: DEFAULT_IDLE_TIMEOUT_S,
             blank_pool_size: DEFAULT_BLANK_POOL_SIZE,
             freeze_delay_ms: DEFAULT_FREEZE_DELAY_MS,
+            init_timeout_s: DEFAULT_INIT_TIMEOUT_S,
             cgroup_parent: None,
             origins: Origins::default(),
         };
@@ -398,6 +408,7 @@ impl Config {
             idle_timeout_s => &mut self.idle_timeout_s,
             blank_pool_size => &mut self.blank_pool_size,
             freeze_delay_ms => &mut self.freeze_delay_ms,
+            init_timeout_s => &mut self.init_timeout_s,
             cgroup_parent => &mut self.cgroup_parent,
         );
         if let Some(mb) = layer.memory_budget_mb {
@@ -467,6 +478,13 @@ impl Config {
                 "blank_pool_size",
                 &self.blank_pool_size,
                 "must be at most 256",
+            );
+        }
+        if !(1..=900).contains(&self.init_timeout_s) {
+            return invalid(
+                "init_timeout_s",
+                &self.init_timeout_s,
+                "must be between 1 and 900 (seconds)",
             );
         }
         if self.freeze_delay_ms > 60_000 {
@@ -595,6 +613,11 @@ impl Config {
             &o.field("freeze_delay_ms"),
         );
         line(
+            "init_timeout_s",
+            &self.init_timeout_s,
+            &o.field("init_timeout_s"),
+        );
+        line(
             "cgroup_parent",
             &none(self.cgroup_parent.clone(), "(none: the daemon's cgroup)"),
             &o.field("cgroup_parent"),
@@ -660,6 +683,7 @@ fn env_layer(vars: &[(String, String)]) -> Result<Layer, ConfigError> {
         idle_timeout_s: env.number(ENV_IDLE_TIMEOUT_S)?,
         blank_pool_size: env.number(ENV_BLANK_POOL_SIZE)?,
         freeze_delay_ms: env.number(ENV_FREEZE_DELAY_MS)?,
+        init_timeout_s: env.number(ENV_INIT_TIMEOUT_S)?,
         cgroup_parent: env.optional(ENV_CGROUP_PARENT, |s| Ok(s.to_string()))?,
     })
 }
@@ -680,6 +704,7 @@ fn flag_layer(o: &ConfigOverrides) -> Layer {
         idle_timeout_s: o.idle_timeout_s,
         blank_pool_size: None,
         freeze_delay_ms: None,
+        init_timeout_s: None,
         cgroup_parent: o.cgroup_parent.map(Some),
     }
 }
@@ -1089,6 +1114,8 @@ secret_access_key = "file-secret-2"
             ("idle_timeout_s", Box::new(|c| c.idle_timeout_s = 0)),
             ("blank_pool_size", Box::new(|c| c.blank_pool_size = 257)),
             ("freeze_delay_ms", Box::new(|c| c.freeze_delay_ms = 60_001)),
+            ("init_timeout_s", Box::new(|c| c.init_timeout_s = 0)),
+            ("init_timeout_s", Box::new(|c| c.init_timeout_s = 901)),
             (
                 "socket_group",
                 Box::new(|c| c.socket_group = Some("a b".into())),
@@ -1179,7 +1206,7 @@ secret_access_key = "file-secret-2"
             "{s}"
         );
         assert!(s.contains("[default: 75% of MemTotal]"), "{s}");
-        assert_eq!(s.lines().count(), 1 + 12 + 2, "{s}");
+        assert_eq!(s.lines().count(), 1 + 13 + 2, "{s}");
         let debug = format!("{c:?}");
         assert!(
             !debug.contains("file-secret") && !debug.contains("env-secret"),

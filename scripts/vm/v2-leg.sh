@@ -3,8 +3,11 @@
 # prebuilt on the host, run inside the pure cgroup v2 guest of scripts/vm-test.sh.
 #
 # usage: scripts/vm/v2-leg.sh [--timeout SECONDS] [TEST...]
-#   TEST: names of integration test files (tests/NAME.rs); default: isolation limits
-#   cleanup cli transport invoke clients daemon.
+#   TEST: names of integration test files (tests/NAME.rs), or NAME:F1,F2 to run only
+#   the tests whose names contain F1 or F2; default: isolation limits cleanup cli
+#   transport invoke clients daemon, and the warm pool's cgroup-facing tests (freeze,
+#   expiry, kill, blank sandboxes, provisioned, warm reuse; the 200-wide and
+#   eviction tests stay on the host: under emulation they only measure the emulator).
 #   The library's unit tests whose names contain "cgroup" always run too.
 # env:  HEARTH_PROBE  the static probe (built here as scripts/test.sh does when unset);
 #       every HEARTH_*, RUST_* and CARGO_* variable reaches the tests in the guest.
@@ -34,6 +37,10 @@ if [[ ${1:-} == --in-guest ]]; then
         bin=${spec#*=}
         args=(--test-threads=2)
         [[ ${name} != lib ]] || args+=(cgroup)
+        if [[ ${name} == *:* ]]; then
+            IFS=, read -r -a filters <<<"${name#*:}"
+            args+=("${filters[@]}")
+        fi
         echo
         echo "==> ${name}: ${bin##*/} ${args[*]}"
         t0=${SECONDS}
@@ -60,7 +67,8 @@ if [[ ${1:-} == --timeout ]]; then
     shift 2
 fi
 tests=("$@")
-[[ ${#tests[@]} -gt 0 ]] || tests=(isolation limits cleanup cli transport invoke clients daemon)
+[[ ${#tests[@]} -gt 0 ]] || tests=(isolation limits cleanup cli transport invoke clients daemon
+    pool:warm_instance_is_reused,frozen_idle,idle_instance_expires,killed_mid,provisioned,blank_sandbox)
 
 if [[ -z ${HEARTH_PROBE:-} ]]; then
     triple=$(rustc -vV | sed -n 's/^host: //p')
@@ -76,7 +84,7 @@ lib=$(awk '$1 == "lib" { print $3; exit }' <<<"${artifacts}")
 [[ -n ${lib} ]] || { echo "v2 leg: cargo built no library test binary" >&2; exit 1; }
 specs+=("lib=${lib}")
 for t in "${tests[@]}"; do
-    bin=$(awk -v t="${t}" '$1 == "test" && $2 == t { print $3; exit }' <<<"${artifacts}")
+    bin=$(awk -v t="${t%%:*}" '$1 == "test" && $2 == t { print $3; exit }' <<<"${artifacts}")
     [[ -n ${bin} ]] || { echo "v2 leg: no test binary for tests/${t}.rs" >&2; exit 1; }
     specs+=("${t}=${bin}")
 done
@@ -86,4 +94,6 @@ export HEARTH_EXPECT_CGROUP_DRIVER=v2
 # Each sandbox takes seconds under emulation: 200 runs in a row would take ten minutes;
 # the host leg runs the full 200.
 export HEARTH_TEST_RUNS=${HEARTH_TEST_RUNS:-25}
+# A Python init takes seconds under emulation; the daemons the tests start read this.
+export HEARTH_INIT_TIMEOUT_S=${HEARTH_INIT_TIMEOUT_S:-120}
 exec scripts/vm-test.sh --timeout "${timeout}" -- scripts/vm/v2-leg.sh --in-guest "${specs[@]}"

@@ -246,7 +246,7 @@ impl Daemon {
             handler: f.handler.clone(),
             memory_mb: u64::from(f.memory_mb),
             timeout: Duration::from_secs(u64::from(f.timeout_s)),
-            init_limit: crate::instance::INIT_LIMIT,
+            init_limit: Duration::from_secs(self.cfg.init_timeout_s),
             tmp_mb: u64::from(f.ephemeral_storage_mb),
             env: f.env.clone(),
             code_dir: f.code_dir.clone(),
