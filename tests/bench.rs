@@ -11,85 +11,12 @@ mod common;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
+use common::daemon::Daemon;
 use common::{hearth_bin, skip_unless_root};
 use serde_json::Value;
-
-/// A running daemon on temporary dirs, stopped (SIGTERM, bounded wait) on drop.
-struct Daemon {
-    child: Option<Child>,
-    dir: tempfile::TempDir,
-}
-
-impl Daemon {
-    fn start() -> Daemon {
-        let dir = tempfile::Builder::new()
-            .prefix("hearth-test-bench-")
-            .tempdir()
-            .unwrap();
-        let log = std::fs::File::create(dir.path().join("daemon.log")).unwrap();
-        let child = Command::new(hearth_bin())
-            .args(["serve", "--state-dir"])
-            .arg(dir.path().join("state"))
-            .arg("--run-dir")
-            .arg(dir.path().join("run"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let d = Daemon {
-            child: Some(child),
-            dir,
-        };
-        let started = Instant::now();
-        while UnixStream::connect(d.socket()).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "daemon did not start: {}",
-                d.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        d
-    }
-
-    fn socket(&self) -> PathBuf {
-        self.dir.path().join("run/hearth.sock")
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
-    }
-
-    fn stop(&mut self) -> Option<i32> {
-        let mut child = self.child.take()?;
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(child.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        );
-        let started = Instant::now();
-        loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                return status.code();
-            }
-            if started.elapsed() > Duration::from_secs(60) {
-                let _ = child.kill();
-                let _ = child.wait();
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
 
 /// CreateFunction of the echo bootstrap as `name` over the Unix socket.
 fn deploy_echo(sock: &Path, name: &str) {
