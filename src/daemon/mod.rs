@@ -170,6 +170,8 @@ struct Slot {
     stale: bool,
     /// An expiry timer is pending (at most one per slot).
     expiry_scheduled: bool,
+    /// When the current invocation reached the daemon (`CLOCK_MONOTONIC` ns).
+    received_ns: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -193,6 +195,8 @@ struct Starting {
 /// An invocation waiting for its instance.
 #[derive(Debug)]
 struct Queued {
+    /// When the request reached the daemon (`CLOCK_MONOTONIC` ns), for its phases.
+    received_ns: u64,
     waiter: Option<Waiter>,
     request_id: String,
     request: InvokeRequest,
@@ -851,6 +855,7 @@ impl Daemon {
         query: &[(String, String)],
         body: Vec<u8>,
     ) -> Result<Option<Response>, ControlError> {
+        let received_ns = crate::sys::process::monotonic_ns();
         let account = self.registry.account().clone();
         let fref = routes::function_ref(raw_name, &account.region, &account.account_id)?;
         let qualifier = routes::query_value(query, "Qualifier")
@@ -929,6 +934,7 @@ impl Daemon {
         };
         let request_id = crate::function::env::uuid_v4();
         let queued = Queued {
+            received_ns,
             waiter: (kind == "RequestResponse").then_some(Waiter { conn, tail }),
             request_id: request_id.clone(),
             request,
@@ -964,6 +970,7 @@ impl Daemon {
             .invocation_started(&s.cfg.function_name, &s.cfg.version, start);
         s.busy = true;
         s.invocation = Some(start);
+        s.received_ns = q.received_ns;
         s.waiter = q.waiter;
         self.busy.insert(slot);
         s.inst
@@ -1000,6 +1007,8 @@ impl Daemon {
             self.record_end(id, &ended);
             self.busy.remove(&id);
             let s = self.slots.get_mut(&id).expect("slot exists");
+            let ended_ns = crate::sys::process::monotonic_ns();
+            let mut phases = s.inst.phases(ended.cold, s.received_ns, ended_ns, ended_ns);
             let waiter = s.waiter.take();
             s.busy = false;
             let now = Instant::now();
@@ -1039,6 +1048,9 @@ impl Daemon {
                     init.as_micros().to_string(),
                 ));
             }
+            phases.delivery_us =
+                crate::sys::process::monotonic_ns().saturating_sub(ended_ns) as f64 / 1000.0;
+            headers.push(("X-Hearth-Phases-Us".into(), phases.header()));
             if w.tail {
                 use base64::Engine;
                 headers.push((

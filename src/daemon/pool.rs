@@ -19,8 +19,10 @@
 //!
 //! Hearth-specific request header on Invoke (for benchmarks): `X-Hearth-Start: spawn |
 //! blank | fresh` forces a fresh instance by that path, used once and retired. Every
-//! Invoke answer carries `X-Hearth-Start: warm | provisioned | blank | spawn` and, after an
-//! init, `X-Hearth-Init-Duration-Us`.
+//! Invoke answer carries `X-Hearth-Start: warm | provisioned | blank | spawn`, after an
+//! init `X-Hearth-Init-Duration-Us`, and `X-Hearth-Phases-Us` (where the invocation's time
+//! went inside the daemon: admission, sandbox, init, handler, delivery; see
+//! [`crate::instance::pooled::Phases`]).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -378,6 +380,7 @@ impl Daemon {
                 invocation: None,
                 stale: false,
                 expiry_scheduled: false,
+                received_ns: 0,
             },
         );
     }

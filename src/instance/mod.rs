@@ -183,6 +183,10 @@ pub struct Instance {
     current: Option<Current>,
     /// Init has exited (the instance is dead).
     exited: bool,
+    /// `CLOCK_MONOTONIC` ns of the runtime's first `/next` and of the last hand-over of an
+    /// event (0: not yet), for the phases of an invocation ([`Instance::phases`]).
+    init_done_ns: u64,
+    handover_ns: u64,
 }
 
 /// The invocation an instance is working on.
@@ -501,6 +505,8 @@ impl Instance {
             version: cfg.version.clone(),
             current: None,
             exited: false,
+            init_done_ns: 0,
+            handover_ns: 0,
         }))
     }
 
@@ -559,6 +565,7 @@ impl Instance {
         }
         self.phase = Phase::Invoking;
         let now = Instant::now();
+        self.handover_ns = crate::sys::process::monotonic_ns();
         cur.started = Some(now);
         cur.deadline = now + cfg.timeout;
         let deadline_ms = SystemTime::now()
@@ -642,6 +649,7 @@ impl Instance {
         match event {
             RuntimeEvent::Ready { .. } => {
                 if self.phase == Phase::Init {
+                    self.init_done_ns = crate::sys::process::monotonic_ns();
                     self.init_duration = Some(self.created.elapsed());
                     host.end_cpu_boost(&mut self.sandbox)?;
                 }

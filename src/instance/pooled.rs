@@ -19,6 +19,32 @@ use super::{drain_to_end, Instance, InstanceConfig, InstanceError, Phase, Prepar
 use crate::runtime_api::RuntimeApiServer;
 use crate::sandbox::{Sandbox, SandboxError, SandboxHost};
 
+/// Where the time of one invocation went (see [`Instance::phases`]), in µs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Phases {
+    pub admission_us: f64,
+    pub sandbox_us: Option<f64>,
+    pub init_us: Option<f64>,
+    pub handler_us: f64,
+    pub delivery_us: f64,
+}
+
+impl Phases {
+    /// The `X-Hearth-Phases-Us` header value: `admission=…,sandbox=…,init=…,handler=…,
+    /// delivery=…` (sandbox and init only after a cold start), µs with one decimal.
+    pub fn header(&self) -> String {
+        let mut out = format!("admission={:.1}", self.admission_us);
+        if let (Some(s), Some(i)) = (self.sandbox_us, self.init_us) {
+            out.push_str(&format!(",sandbox={s:.1},init={i:.1}"));
+        }
+        out.push_str(&format!(
+            ",handler={:.1},delivery={:.1}",
+            self.handler_us, self.delivery_us
+        ));
+        out
+    }
+}
+
 /// A cold start by spawning, prepared on the loop (environment, log stream and pipe,
 /// sandbox spec) and not yet created.
 #[derive(Debug)]
@@ -157,6 +183,41 @@ impl Instance {
             registry,
             tokens,
         )
+    }
+
+    /// The phases of the invocation just ended, in µs, from `received_ns` (when the
+    /// request reached the daemon) to `answered_ns` (its answer is being written), all
+    /// `CLOCK_MONOTONIC`: admission (until the sandbox's creation or assignment began; on
+    /// a warm start until the hand-over), sandbox (until the bootstrap's `execve`), init
+    /// (until the runtime took the event), handler (until the outcome was taken), delivery.
+    /// A warm invocation has no sandbox or init phase. They add up to the whole.
+    pub fn phases(&self, cold: bool, received_ns: u64, ended_ns: u64, answered_ns: u64) -> Phases {
+        let us = |a: u64, b: u64| b.saturating_sub(a) as f64 / 1000.0;
+        let t = &self.sandbox.timeline;
+        let sandbox_start = if t.assign_start != 0 {
+            t.assign_start
+        } else {
+            t.start
+        };
+        let exec = t.child[crate::sandbox::sync::stamp::EXECED];
+        let handover = self.handover_ns.max(received_ns);
+        if cold && sandbox_start >= received_ns && exec >= sandbox_start && handover >= exec {
+            Phases {
+                admission_us: us(received_ns, sandbox_start),
+                sandbox_us: Some(us(sandbox_start, exec)),
+                init_us: Some(us(exec, handover)),
+                handler_us: us(handover, ended_ns),
+                delivery_us: us(ended_ns, answered_ns),
+            }
+        } else {
+            Phases {
+                admission_us: us(received_ns, handover),
+                sandbox_us: None,
+                init_us: None,
+                handler_us: us(handover, ended_ns),
+                delivery_us: us(ended_ns, answered_ns),
+            }
+        }
     }
 
     /// How long init took (set at the first `/next`).
