@@ -490,7 +490,15 @@ impl SandboxHost {
         t.clone_start = spawned.clone_start_ns;
         t.clone_done = spawned.clone_done_ns;
         t.released = spawned.released_ns;
-        let plan_mounts = plan.mounts;
+        // Kept only to name a failed step: the contents of the minimal /etc's files
+        // (~130 KB of the host's ld.so.cache, services, mime.types) go now, or every live
+        // sandbox would hold a copy in the daemon.
+        let mut plan_mounts = plan.mounts;
+        for op in &mut plan_mounts {
+            if let mounts::MountOp::WriteFile { contents, .. } = op {
+                *contents = Vec::new();
+            }
+        }
         let mut sb = Sandbox {
             name: name.to_string(),
             pid: spawned.pid,
