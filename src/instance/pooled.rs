@@ -200,7 +200,9 @@ impl Instance {
             t.start
         };
         let exec = t.child[crate::sandbox::sync::stamp::EXECED];
-        let handover = self.handover_ns.max(received_ns);
+        // A cold start's event is queued at assignment and reaches the runtime at its first
+        // `/next`: the later of the two is the hand-over.
+        let handover = self.handover_ns.max(self.init_done_ns).max(received_ns);
         if cold && sandbox_start >= received_ns && exec >= sandbox_start && handover >= exec {
             Phases {
                 admission_us: us(received_ns, sandbox_start),
