@@ -1,9 +1,13 @@
 //! `hearth bench` against a private daemon: `warm` with two keep-alive clients, a
-//! `burst` of five and three `cold` spawns, on the static echo; checks the `hearth-bench/1` JSON for structure and
-//! sanity (counts add up, percentiles ordered, no errors) — never for speed.
+//! `burst` of five and three `cold` spawns, on the static echo; then every mode with
+//! `--standalone` (its own daemon and built-in echo; cold for each built-in runtime), with
+//! `--chart` and `--compare`. Checks the `hearth-bench/1` JSON for structure and sanity
+//! (counts add up, percentiles ordered, no errors, the cold-start phases add up to the
+//! end-to-end time) — never for speed.
 //!
 //! Needs: root, `mkfs.ext4`; the echo is `$HEARTH_ECHO` (scripts/test.sh builds it
-//! statically) or else the one cargo built.
+//! statically) or else the one cargo built; `python3` and `node` for their cold runs
+//! (skipped, with a note, when missing).
 #![allow(clippy::tests_outside_test_module)]
 
 mod common;
@@ -89,9 +93,13 @@ fn bench(d: &Daemon, args: &[&str]) -> Value {
 
 /// The checks every report passes: schema, counts, ordered percentiles, no errors.
 fn check_report(v: &Value, mode: &str, runs: u64) {
+    check_report_of(v, mode, runs, "echo");
+}
+
+fn check_report_of(v: &Value, mode: &str, runs: u64, function: &str) {
     assert_eq!(v["schema"], "hearth-bench/1", "{v:#}");
     assert_eq!(v["mode"], mode);
-    assert_eq!(v["function"], "echo");
+    assert_eq!(v["function"], function);
     for k in ["cpus", "model", "kernel", "mem_total_mb"] {
         assert!(!v["machine"][k].is_null(), "machine.{k}: {v:#}");
     }
@@ -173,6 +181,7 @@ fn warm_and_burst_write_sane_reports() {
     );
     check_report(&v, "cold", 3);
     assert_eq!(v["params"]["start"], "spawn");
+    check_phases(&v);
 
     // An unknown function: every invocation an error, counted, exit 1, no JSON lies.
     let out = Command::new(hearth_bin())
@@ -195,6 +204,235 @@ fn warm_and_burst_write_sane_reports() {
     assert!(stdout.contains("ResourceNotFoundException"), "{stdout}");
 
     assert_eq!(d.stop(), Some(0), "{}", d.log());
+}
+
+/// `phases_ms` of a cold run: six phases in order, sane figures, and they add up to the
+/// end-to-end time (the means within 5 %, every run within 5 %).
+fn check_phases(v: &Value) {
+    let p = &v["phases_ms"];
+    let n = p["n"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("phases_ms.n: {v:#}"));
+    assert!(n >= 1, "{v:#}");
+    assert_eq!(
+        n + p["excluded"].as_u64().unwrap(),
+        v["ok"].as_u64().unwrap(),
+        "{v:#}"
+    );
+    let names: Vec<&str> = p["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "admission",
+            "sandbox",
+            "init",
+            "handler",
+            "delivery",
+            "client"
+        ],
+        "{v:#}"
+    );
+    for ph in p["phases"].as_array().unwrap() {
+        let f = |k: &str| ph[k].as_f64().unwrap_or_else(|| panic!("{k}: {ph}"));
+        assert!(
+            f("p50") >= 0.0 && f("p50") <= f("p90") && f("p90") <= f("p99"),
+            "{ph}"
+        );
+        assert!((0.0..=1.0).contains(&f("share")), "{ph}");
+    }
+    let within = |a: f64, b: f64| (a - b).abs() <= 0.05 * b;
+    let e2e = p["end_to_end_mean"].as_f64().unwrap();
+    assert!(e2e > 0.0, "{v:#}");
+    assert!(within(p["sum_of_means"].as_f64().unwrap(), e2e), "{v:#}");
+    let runs = p["per_run"].as_array().unwrap();
+    assert_eq!(runs.len() as u64, n);
+    for r in runs {
+        let sum: f64 = [
+            "admission",
+            "sandbox",
+            "init",
+            "handler",
+            "delivery",
+            "client",
+        ]
+        .iter()
+        .map(|k| r[k].as_f64().unwrap())
+        .sum();
+        assert!(within(sum, r["end_to_end"].as_f64().unwrap()), "{r}");
+        // A cold start has a sandbox and an init.
+        assert!(
+            r["sandbox"].as_f64().unwrap() > 0.0 && r["init"].as_f64().unwrap() > 0.0,
+            "{r}"
+        );
+    }
+}
+
+/// `hearth bench ARGS --json F` (a private daemon: ARGS has `--standalone`, or no
+/// workload option) with `TMPDIR` of its own (checked empty
+/// afterwards: the private daemon's dirs are gone). Returns the JSON and stdout.
+fn standalone(dir: &Path, tag: &str, args: &[&str]) -> (Value, String) {
+    let tmp = dir.join(format!("tmp-{tag}"));
+    std::fs::create_dir(&tmp).unwrap();
+    let json = dir.join(format!("{tag}.json"));
+    let out = Command::new(hearth_bin())
+        .arg("bench")
+        .args(args)
+        .arg("--json")
+        .arg(&json)
+        .env("TMPDIR", &tmp)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "hearth bench {args:?}: {:?}\n{stdout}\n{stderr}",
+        out.status
+    );
+    let left: Vec<_> = std::fs::read_dir(&tmp)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(
+        left.is_empty(),
+        "the private daemon's dirs are left: {left:?}"
+    );
+    let v = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    (v, stdout)
+}
+
+fn have(cmd: &str) -> bool {
+    Command::new(cmd)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+#[test]
+fn standalone_runs_of_every_mode() {
+    if skip_unless_root() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+
+    // cold on the built-in provided echo (a copy of hearth), with a chart.
+    let svg = d.join("cold.svg");
+    let (v, stdout) = standalone(
+        d,
+        "cold",
+        &[
+            "cold",
+            "--standalone",
+            "--runs",
+            "3",
+            "--warmup",
+            "1",
+            "--chart",
+            svg.to_str().unwrap(),
+        ],
+    );
+    check_report_of(&v, "cold", 3, "bench-echo-provided-al2023");
+    check_phases(&v);
+    assert_eq!(v["workload"]["runtime"], "provided.al2023", "{v:#}");
+    assert_eq!(v["workload"]["standalone"], true);
+    assert!(v["warnings"].is_array());
+    assert!(stdout.contains("client (transport)"), "{stdout}");
+    let text = std::fs::read_to_string(&svg).unwrap();
+    let t = text.trim();
+    assert!(
+        t.starts_with("<svg") && t.ends_with("</svg>") && t.len() > 1000,
+        "{t}"
+    );
+
+    // The managed runtimes' echoes, compared with the provided run.
+    for (runtime, tool) in [("python3.11", "python3"), ("nodejs20.x", "node")] {
+        if !have(tool) {
+            eprintln!("skipped: cold --runtime {runtime} ({tool} is not installed)");
+            continue;
+        }
+        let old = d.join("cold.json");
+        let (v, stdout) = standalone(
+            d,
+            runtime,
+            &[
+                "cold",
+                "--standalone",
+                "--runtime",
+                runtime,
+                "--runs",
+                "2",
+                "--warmup",
+                "0",
+                "--compare",
+                old.to_str().unwrap(),
+            ],
+        );
+        check_report_of(
+            &v,
+            "cold",
+            2,
+            &format!("bench-echo-{}", runtime.replace('.', "-")),
+        );
+        check_phases(&v);
+        assert!(v["compared_with"]["p50"].as_f64().unwrap() > 0.0, "{v:#}");
+        assert!(stdout.contains("(new/old)"), "{stdout}");
+    }
+
+    let (v, _) = standalone(
+        d,
+        "warm",
+        &[
+            "warm",
+            "--standalone",
+            "--runs",
+            "20",
+            "--clients",
+            "2",
+            "--warmup",
+            "1",
+        ],
+    );
+    check_report_of(&v, "warm", 20, "bench-echo-provided-al2023");
+    // No workload option at all: the built-in echo on a private daemon, as --standalone.
+    let (v, _) = standalone(d, "burst", &["burst", "--count", "3"]);
+    check_report_of(&v, "burst", 3, "bench-echo-provided-al2023");
+    let (v, _) = standalone(
+        d,
+        "density",
+        &[
+            "density",
+            "--standalone",
+            "--count",
+            "2",
+            "--hold-ms",
+            "1500",
+        ],
+    );
+    check_report_of(&v, "density", 2, "bench-echo-provided-al2023");
+    assert_eq!(v["density"]["requested"], 2, "{v:#}");
+
+    // A baseline of another mode is refused before anything starts.
+    let out = Command::new(hearth_bin())
+        .args(["bench", "warm", "--standalone", "--runs", "1", "--compare"])
+        .arg(d.join("cold.json"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(125), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("\"cold\" run") && err.contains("same mode"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -4,9 +4,9 @@
 //! Owns: the request bytes (built once per connection and reused), reading one response
 //! (head parsed with httparse into a stack array, body skipped) into a reusable buffer,
 //! reconnecting when the daemon closes the connection, and reading the headers a benchmark
-//! needs: `X-Amz-Function-Error`, `X-Hearth-Start` (warm|blank|spawn|provisioned) and
-//! `X-Hearth-Init-Duration-Us`. After the first request nothing is allocated per request
-//! unless something fails.
+//! needs: `X-Amz-Function-Error`, `X-Hearth-Start` (warm|blank|spawn|provisioned),
+//! `X-Hearth-Init-Duration-Us` and `X-Hearth-Phases-Us`. After the first request nothing
+//! is allocated per request unless something fails.
 //!
 //! Does not: sign (Unix socket only), pipeline, read chunked bodies (the daemon frames
 //! every answer with `Content-Length`), or keep bodies (only the first bytes of an error's).
@@ -17,6 +17,7 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::phases::DaemonPhases;
 use super::BenchError;
 use crate::lambda_cli::http::encode;
 
@@ -92,12 +93,14 @@ pub enum Outcome {
 }
 
 /// The parts of one Invoke response a benchmark looks at.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Reply {
     pub status: u16,
     pub function_error: bool,
     pub start: StartKind,
     pub init_us: Option<u64>,
+    /// `X-Hearth-Phases-Us`, when sent and well-formed.
+    pub phases: Option<DaemonPhases>,
     pub body_len: usize,
 }
 
@@ -353,6 +356,7 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<(usize, Reply, bool)>, String> {
         function_error: false,
         start: StartKind::Unknown,
         init_us: None,
+        phases: None,
         body_len: 0,
     };
     let mut length = None;
@@ -374,6 +378,8 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<(usize, Reply, bool)>, String> {
             reply.init_us = std::str::from_utf8(h.value)
                 .ok()
                 .and_then(|v| v.trim().parse().ok());
+        } else if name.eq_ignore_ascii_case(b"x-hearth-phases-us") {
+            reply.phases = DaemonPhases::parse(h.value);
         } else if name.eq_ignore_ascii_case(b"connection") {
             close = h.value.trim_ascii().eq_ignore_ascii_case(b"close");
         }

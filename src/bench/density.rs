@@ -167,7 +167,7 @@ pub fn density(socket: &Path, a: &DensityArgs) -> Result<Report, BenchError> {
     let host_before = host_used_kb()?;
 
     let payload = format!("{{\"sleep_ms\": {hold_ms}}}");
-    let tally = concurrent_once(socket, &a.target.function, payload.as_bytes(), a.count)?;
+    let tally = concurrent_once(socket, a.target.name(), payload.as_bytes(), a.count)?;
 
     // Wait until the new instances are idle (and frozen, where the daemon says so) and
     // nothing is busy any more, or the timeout passes.
@@ -236,7 +236,7 @@ pub fn density(socket: &Path, a: &DensityArgs) -> Result<Report, BenchError> {
         d.other_errors = cold.errors + cold.throttles + warm.errors + warm.throttles;
     }
 
-    let mut r = Report::new("density", &a.target.function, started_at, &tally);
+    let mut r = Report::new("density", a.target.name(), started_at, &tally);
     r.params = Params {
         count: Some(a.count),
         hold_ms: Some(hold_ms),

@@ -15,13 +15,14 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use super::conn::{invoke_path, Conn, Outcome, Reply, StartKind};
+use super::phases::PhaseSample;
 use super::report::{utc_now, Burst, Params, Report, Tally};
 use super::{BenchError, BurstArgs, ColdArgs, StartPath, WarmArgs};
 
 /// Stack of a client thread: it holds a few buffers on the heap and little else.
 const CLIENT_STACK: usize = 256 * 1024;
 /// Default measuring time of `warm` without `--runs`.
-const DEFAULT_DURATION_S: f64 = 10.0;
+pub const DEFAULT_DURATION_S: f64 = 10.0;
 /// Samples reserved per client up front in `--duration` mode (grows if exceeded).
 const RESERVE_PER_CLIENT: usize = 1 << 16;
 
@@ -36,6 +37,15 @@ impl Tally {
             Outcome::Ok => {
                 self.ok += 1;
                 self.latencies_ns.push(ns);
+                // Only cold starts' phases are kept: a warm run of millions of
+                // invocations must not grow a second sample vector.
+                match reply.phases {
+                    Some(daemon) if daemon.sandbox_us.is_some() => self.phases.push(PhaseSample {
+                        end_to_end_ns: ns,
+                        daemon,
+                    }),
+                    _ => self.without_phases += 1,
+                }
             }
             Outcome::Throttled => self.throttles += 1,
             Outcome::Error => {
@@ -208,6 +218,7 @@ fn client(
         let got = conn.invoke();
         end = Instant::now();
         done += 1;
+        super::progress::tick();
         match got {
             Ok(reply) => tally.record(&reply, (end - t0).as_nanos() as u64, &conn),
             Err(e @ BenchError::Connect { .. }) => {
@@ -275,13 +286,13 @@ pub fn warm(socket: &Path, a: &WarmArgs) -> Result<Report, BenchError> {
     };
     let tally = clients_run(
         socket,
-        &invoke_path(&a.target.function),
+        &invoke_path(a.target.name()),
         a.payload.as_bytes(),
         &[],
         a.warmup,
         &work,
     )?;
-    let mut r = Report::new("warm", &a.target.function, started_at, &tally);
+    let mut r = Report::new("warm", a.target.name(), started_at, &tally);
     r.params = Params {
         clients: Some(a.clients),
         duration_s: match a.runs {
@@ -298,8 +309,8 @@ pub fn warm(socket: &Path, a: &WarmArgs) -> Result<Report, BenchError> {
 /// `hearth bench burst`.
 pub fn burst(socket: &Path, a: &BurstArgs) -> Result<Report, BenchError> {
     let started_at = utc_now();
-    let tally = concurrent_once(socket, &a.target.function, a.payload.as_bytes(), a.count)?;
-    let mut r = Report::new("burst", &a.target.function, started_at, &tally);
+    let tally = concurrent_once(socket, a.target.name(), a.payload.as_bytes(), a.count)?;
+    let mut r = Report::new("burst", a.target.name(), started_at, &tally);
     r.params = Params {
         count: Some(a.count),
         payload_bytes: a.payload.len(),
@@ -316,7 +327,7 @@ pub fn cold(socket: &Path, a: &ColdArgs) -> Result<Report, BenchError> {
     let started_at = utc_now();
     let tally = sequential(
         socket,
-        &a.target.function,
+        a.target.name(),
         a.payload.as_bytes(),
         &[("X-Hearth-Start", a.start.header())],
         a.warmup,
@@ -344,7 +355,7 @@ pub fn cold(socket: &Path, a: &ColdArgs) -> Result<Report, BenchError> {
                 .join(", ")
         );
     }
-    let mut r = Report::new("cold", &a.target.function, started_at, &tally);
+    let mut r = Report::new("cold", a.target.name(), started_at, &tally);
     r.params = Params {
         warmup: Some(a.warmup),
         payload_bytes: a.payload.len(),

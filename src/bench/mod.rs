@@ -1,7 +1,17 @@
-//! `hearth bench`: the load-generating engine — invocations of a deployed function against
-//! a running daemon, timed, summarised, printed as a table and written as JSON.
+//! `hearth bench`: the load-generating engine — invocations of a function against a
+//! daemon, timed, summarised, printed as a table, written as JSON, drawn as a chart.
 //!
-//! Modes (each `--function NAME[:QUALIFIER]`, `--socket PATH`, `--json FILE`):
+//! Workload (every mode): `--function NAME[:QUALIFIER]` on the daemon at `--socket PATH`;
+//! or `--standalone` (a private daemon on temporary dirs, torn down afterwards) with the
+//! built-in echo of `--runtime provided|python3.11|nodejs20.x` (also what no workload
+//! option at all means); or `--code DIR|ZIP
+//! --runtime R [--handler H] [--memory MB]`, a temporary function deleted at the end (on
+//! the private daemon with `--standalone`). See [`standalone`].
+//! Output (every mode): the table; `--json FILE`; `--chart FILE.svg` ([`chart`]);
+//! `--compare OLD.json` ([`compare`]); warnings on stderr when the host was noisy
+//! ([`noise`]); a progress line while running when stderr is a terminal ([`progress`]).
+//!
+//! Modes:
 //! * `warm`: `--clients N` threads, each with one keep-alive connection, invoke in a loop
 //!   for `--duration S` or `--runs N` in all, after `--warmup N` untimed invocations per
 //!   client; latency percentiles and throughput.
@@ -10,8 +20,9 @@
 //!   throttles, the start kinds seen. Meaningful on a function with no warm instance yet.
 //! * `cold`: `--runs N` sequential invocations, each with request header
 //!   `X-Hearth-Start: spawn|blank|fresh` (`--start any` sends `fresh`) so the daemon starts
-//!   a fresh instance for each; end-to-end latency, the start kind the daemon reports, and
-//!   `X-Hearth-Init-Duration-Us` when present.
+//!   a fresh instance for each; end-to-end latency, the start kind the daemon reports,
+//!   `X-Hearth-Init-Duration-Us` when present, and where the time went: the phases of
+//!   `X-Hearth-Phases-Us` plus the client's share, which add up to end-to-end ([`phases`]).
 //! * `density`: `--count N` simultaneous invocations of `{"sleep_ms": HOLD}` (the static
 //!   `hearth-echo` sleeps that long) so each needs its own instance; once `GET /metrics`
 //!   shows them idle, the daemon's RSS and the host's used memory per instance, then cold
@@ -40,6 +51,22 @@
 //!   "start_kinds": {"warm": n, "blank": n, "spawn": n, "provisioned": n, "unknown": n},
 //!   "init_duration_ms": {…as latency_ms…},      // X-Hearth-Init-Duration-Us, when sent
 //!   "first_error": "…",                         // status and body start of the first error
+//!   "phases_ms": {                              // cold starts among the ok runs (any mode)
+//!     "n",                                      // runs with cold-start phases
+//!     "excluded",                               // ok runs without (n + excluded = ok)
+//!     "client_clamped",                         // runs whose daemon phases > end-to-end
+//!     "phases": [{"name", "p50", "p90", "p99", "mean", "share"}, …],
+//!         // names in order: admission, sandbox, init, handler, delivery, client;
+//!         // share = mean / end_to_end_mean (the six add up to 1)
+//!     "end_to_end_mean", "sum_of_means",        // equal unless client_clamped > 0
+//!     "end_to_end_p50", "sum_of_p50",           // close, not equal
+//!     "per_run": [{"end_to_end", "admission", "sandbox", "init", "handler",
+//!                  "delivery", "client"}, …] },
+//!   "workload": {"standalone", "code", "runtime", "handler", "memory_mb"},
+//!                                               // null with --function
+//!   "compared_with": {"file", "old_started_at", "p50", "p90", "p99", "throughput",
+//!                     "phases_p50": [["admission", ratio], …]},   // new/old, --compare
+//!   "warnings": ["…"],                          // noise: steal, spread, load; [] if none
 //!   "burst": {"all_answered_ms"},
 //!   "density": {"requested", "idle_instances", "counted_by", "daemon_pid",
 //!               "daemon_rss_kb_before", "daemon_rss_kb_after", "daemon_rss_kb_per_instance",
@@ -48,16 +75,26 @@
 //!               "other_warm_ms", "other_errors"} }
 //! ```
 //! `start_kinds` lists only kinds seen. Warm-up invocations are not in any figure.
+//! Fields are only ever added to `hearth-bench/1`; a file of another schema is refused by
+//! `--compare`.
 //!
-//! Does not (yet, issue 6): `--standalone`, temporary functions from `--code`, the phase
-//! breakdown of cold starts, progress bars, noise warnings, charts, `--compare`, peers.
+//! Does not (yet, issue 6): peers side by side (`crun`, `runc`, `bwrap`: still
+//! `scripts/bench.sh sandbox`), `--start` for the density's other function.
 //! Limits: the daemon's Unix socket only (no SigV4/TCP); burst and density use one thread
-//! per invocation (up to 4,096, and the daemon accepts 1,024 connections).
+//! per invocation (up to 4,096, and the daemon accepts 1,024 connections); `--other` of
+//! `density` does not go with `--standalone`.
 
+pub mod chart;
+pub mod compare;
 pub mod conn;
 pub mod density;
+pub mod echo_runtime;
 pub mod load;
+pub mod noise;
+pub mod phases;
+pub mod progress;
 pub mod report;
+pub mod standalone;
 pub mod stats;
 
 use std::path::PathBuf;
@@ -119,6 +156,21 @@ pub enum BenchError {
     /// `GET /metrics` has no instance-count metric.
     #[error("GET /metrics shows no `*_instances{{state=...}}` metric (status {status})")]
     NoInstanceMetric { status: u16 },
+    /// The chart could not be drawn.
+    #[error("drawing the chart {}: {detail}", path.display())]
+    Chart { path: PathBuf, detail: String },
+    /// `--compare` names a file that is not an earlier run of this mode.
+    #[error("--compare {}: {detail}", path.display())]
+    Compare { path: PathBuf, detail: String },
+    /// The private daemon of `--standalone` could not be started or used.
+    #[error("--standalone: {detail}")]
+    Standalone { detail: String },
+    /// The temporary function could not be made (`--code`, built-in workloads).
+    #[error("deploying the benchmark function {name}: {detail}")]
+    Deploy { name: String, detail: String },
+    /// The options do not fit together.
+    #[error("{0}")]
+    Usage(String),
 }
 
 /// `hearth bench`.
@@ -144,16 +196,62 @@ pub enum BenchMode {
 /// Options of every mode.
 #[derive(Debug, Clone, Args)]
 pub struct Target {
-    /// The function to invoke (a deployed one).
-    #[arg(long, value_name = "NAME[:QUALIFIER]")]
-    pub function: String,
+    /// The function to invoke (a deployed one). Without it, --code; without either, the
+    /// built-in echo on a private daemon (--standalone).
+    #[arg(
+        long,
+        value_name = "NAME[:QUALIFIER]",
+        conflicts_with_all = ["standalone", "code"]
+    )]
+    pub function: Option<String>,
     /// The daemon's control socket (default: --endpoint unix:PATH, $HEARTH_ENDPOINT,
     /// $HEARTH_RUN_DIR/hearth.sock, else /run/hearth/hearth.sock).
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", conflicts_with = "standalone")]
     pub socket: Option<PathBuf>,
     /// Also write the results as JSON (schema hearth-bench/1) to this file.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+    /// Start a private daemon on temporary dirs for the run and tear it down afterwards;
+    /// without --code, deploy the built-in echo of --runtime.
+    #[arg(long)]
+    pub standalone: bool,
+    /// Deploy this code (a directory or a zip) as a temporary function, deleted at the end.
+    #[arg(long, value_name = "DIR|ZIP")]
+    pub code: Option<PathBuf>,
+    /// Runtime of the temporary function; the built-in echoes: provided (default),
+    /// python3.11, nodejs20.x.
+    #[arg(long, value_name = "RUNTIME")]
+    pub runtime: Option<String>,
+    /// Handler of the temporary function (--code; default bootstrap for provided*).
+    #[arg(long, value_name = "HANDLER")]
+    pub handler: Option<String>,
+    /// Memory of the temporary function in MB (default 1769, one vCPU; density 128).
+    #[arg(long, value_name = "MB", value_parser = crate::cli::parse_memory)]
+    pub memory: Option<u64>,
+    /// Print (and write to the JSON) the ratios new/old against an earlier --json file of
+    /// the same mode.
+    #[arg(long, value_name = "OLD.json")]
+    pub compare: Option<PathBuf>,
+    /// Draw the latency CDF (and for cold the median phases) into this SVG file.
+    #[arg(long, value_name = "FILE.svg")]
+    pub chart: Option<PathBuf>,
+}
+
+impl Target {
+    /// The function's name (set by the time a mode runs).
+    pub fn name(&self) -> &str {
+        self.function.as_deref().unwrap_or("")
+    }
+
+    fn workload(&self) -> standalone::WorkloadArgs {
+        standalone::WorkloadArgs {
+            standalone: self.standalone,
+            code: self.code.clone(),
+            runtime: self.runtime.clone(),
+            handler: self.handler.clone(),
+            memory: self.memory,
+        }
+    }
 }
 
 /// Options of `hearth bench warm`.
@@ -309,35 +407,148 @@ pub fn resolve_socket(
     }
 }
 
-/// Runs `hearth bench`; returns the exit code: 0 when at least one invocation succeeded,
-/// 1 when none did, 125 when the benchmark could not run.
-pub fn run(args: BenchArgs, global: &LambdaGlobal) -> u8 {
-    let target = match &args.mode {
-        BenchMode::Warm(a) => &a.target,
-        BenchMode::Burst(a) => &a.target,
-        BenchMode::Cold(a) => &a.target,
-        BenchMode::Density(a) => &a.target,
-    };
-    let json = target.json.clone();
-    let result =
-        resolve_socket(target.socket.as_ref(), global).and_then(|socket| match &args.mode {
-            BenchMode::Warm(a) => load::warm(&socket, a),
-            BenchMode::Burst(a) => load::burst(&socket, a),
-            BenchMode::Cold(a) => load::cold(&socket, a),
-            BenchMode::Density(a) => density::density(&socket, a),
-        });
-    let report = match result {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("hearth: bench: {e}");
-            return ExitCode::HearthFailed as u8;
+impl BenchMode {
+    pub fn name(&self) -> &'static str {
+        match self {
+            BenchMode::Warm(_) => "warm",
+            BenchMode::Burst(_) => "burst",
+            BenchMode::Cold(_) => "cold",
+            BenchMode::Density(_) => "density",
         }
+    }
+
+    pub fn target(&self) -> &Target {
+        match self {
+            BenchMode::Warm(a) => &a.target,
+            BenchMode::Burst(a) => &a.target,
+            BenchMode::Cold(a) => &a.target,
+            BenchMode::Density(a) => &a.target,
+        }
+    }
+
+    fn target_mut(&mut self) -> &mut Target {
+        match self {
+            BenchMode::Warm(a) => &mut a.target,
+            BenchMode::Burst(a) => &mut a.target,
+            BenchMode::Cold(a) => &mut a.target,
+            BenchMode::Density(a) => &mut a.target,
+        }
+    }
+
+    /// (invocations expected, seconds planned) for the progress line.
+    fn planned(&self) -> (Option<u64>, Option<f64>) {
+        match self {
+            BenchMode::Warm(a) => match a.runs {
+                Some(r) => (Some(r), None),
+                None => (None, Some(a.duration.unwrap_or(load::DEFAULT_DURATION_S))),
+            },
+            BenchMode::Burst(a) => (Some(a.count as u64), None),
+            BenchMode::Cold(a) => (Some(a.runs), None),
+            BenchMode::Density(a) => (Some(a.count as u64), None),
+        }
+    }
+}
+
+fn bench_failed(e: &BenchError) -> u8 {
+    eprintln!("hearth: bench: {e}");
+    match e {
+        BenchError::Usage(_) => ExitCode::Usage as u8,
+        _ => ExitCode::HearthFailed as u8,
+    }
+}
+
+/// Runs `hearth bench`; returns the exit code: 0 when at least one invocation succeeded,
+/// 1 when none did, 2 for options that do not fit together, 125 when the benchmark could
+/// not run.
+pub fn run(mut args: BenchArgs, global: &LambdaGlobal) -> u8 {
+    let mode = args.mode.name();
+    let density = matches!(args.mode, BenchMode::Density(_));
+    // The load average before this run adds to it (the private daemon, the zip).
+    let noise_start = noise::Before::now();
+    {
+        // `hearth bench cold` alone measures something: the built-in echo, privately.
+        let t = args.mode.target_mut();
+        if t.function.is_none() && t.code.is_none() && !t.standalone {
+            if t.socket.is_some() {
+                return bench_failed(&BenchError::Usage(
+                    "--socket needs --function NAME (or --code DIR|ZIP to deploy one)".into(),
+                ));
+            }
+            eprintln!("hearth: bench: no --function: measuring the built-in echo on a private daemon (--standalone)");
+            t.standalone = true;
+        }
+    }
+    if let BenchMode::Density(a) = &args.mode {
+        if a.target.standalone && a.other.is_some() {
+            return bench_failed(&BenchError::Usage(
+                "--other names a function of an existing daemon; it does not go with --standalone"
+                    .into(),
+            ));
+        }
+    }
+    let target = args.mode.target().clone();
+    // A wrong baseline is refused before the run, not after it.
+    let baseline = match &target.compare {
+        Some(p) => match compare::Baseline::load(p, mode) {
+            Ok(b) => Some(b),
+            Err(e) => return bench_failed(&e),
+        },
+        None => None,
     };
+    let prepared = standalone::prepare(&target.workload(), density, || {
+        resolve_socket(target.socket.as_ref(), global)
+    });
+    // Dropped at the end of this function, also on every early return: the temporary
+    // function is deleted, then the private daemon stopped and its dirs removed.
+    let (setup, socket) = match prepared {
+        Ok(p) => p,
+        Err(e) => return bench_failed(&e),
+    };
+    {
+        let t = args.mode.target_mut();
+        t.socket = Some(socket.clone());
+        if let Some(f) = &setup.function {
+            t.function = Some(f.name.clone());
+        }
+    }
+    if let (BenchMode::Density(a), Some(d)) = (&mut args.mode, &setup.daemon) {
+        a.daemon_pid = a.daemon_pid.or(Some(d.pid));
+    }
+    let noise_before = noise_start.cpu_from_now();
+    let (total, duration) = args.mode.planned();
+    let progress = progress::Progress::start(mode, total, duration);
+    let result = match &args.mode {
+        BenchMode::Warm(a) => load::warm(&socket, a),
+        BenchMode::Burst(a) => load::burst(&socket, a),
+        BenchMode::Cold(a) => load::cold(&socket, a),
+        BenchMode::Density(a) => density::density(&socket, a),
+    };
+    drop(progress);
+    let mut report = match result {
+        Ok(r) => r,
+        Err(e) => return bench_failed(&e),
+    };
+    report.workload = setup.workload.clone();
+    report.warnings = noise::after(
+        &noise_before,
+        report.machine.cpus,
+        report.latency_ms.map(|l| (l.p50, l.p99)),
+    );
+    if let Some(b) = &baseline {
+        report.compared_with = Some(compare::compare(&report, b));
+    }
     print!("{}", report.table());
-    if let Some(path) = &json {
+    for w in &report.warnings {
+        eprintln!("hearth: bench: warning: {w}");
+    }
+    if let Some(path) = &target.json {
         if let Err(e) = report.write_json(path) {
-            eprintln!("hearth: bench: {e}");
-            return ExitCode::HearthFailed as u8;
+            return bench_failed(&e);
+        }
+    }
+    if let Some(path) = &target.chart {
+        if let Err(e) = chart::write(&report, path) {
+            return bench_failed(&e);
         }
     }
     if report.errors + report.throttles > 0 {
@@ -346,6 +557,7 @@ pub fn run(args: BenchArgs, global: &LambdaGlobal) -> u8 {
             report.errors, report.throttles, report.runs
         );
     }
+    drop(setup);
     if report.ok == 0 {
         1
     } else {

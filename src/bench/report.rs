@@ -9,7 +9,9 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use super::compare::Comparison;
 use super::conn::StartKind;
+use super::phases::{PhaseSample, PhasesReport};
 use super::stats::{Summary, SummaryMs};
 use super::BenchError;
 
@@ -101,6 +103,30 @@ pub struct Report {
     pub first_error: Option<String>,
     pub burst: Option<Burst>,
     pub density: Option<Density>,
+    /// The cold starts among the ok runs (all of them in `cold`), broken down by
+    /// `X-Hearth-Phases-Us` ([`PhasesReport`]); `null` when there was none.
+    pub phases_ms: Option<PhasesReport>,
+    /// What was deployed for the run (`--standalone`, `--code`); `null` for `--function`.
+    pub workload: Option<Workload>,
+    /// Ratios against `--compare OLD.json`.
+    pub compared_with: Option<Comparison>,
+    /// Why the figures may be noisy (CPU steal, spread, load); empty when none.
+    pub warnings: Vec<String>,
+    /// The successful invocations' latencies, sorted (for `--chart`; not in the JSON).
+    #[serde(skip)]
+    pub latencies_ns: Vec<u64>,
+}
+
+/// The function a run deployed for itself.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Workload {
+    /// A private daemon was started for the run (`--standalone`).
+    pub standalone: bool,
+    /// `builtin` (the echo of `runtime`), or the `--code` path.
+    pub code: String,
+    pub runtime: String,
+    pub handler: String,
+    pub memory_mb: u64,
 }
 
 /// The options the run was made with (those that do not apply are `null`).
@@ -177,6 +203,11 @@ impl Report {
             first_error: tally.first_error.clone(),
             burst: None,
             density: None,
+            phases_ms: PhasesReport::of(&tally.phases, tally.without_phases),
+            workload: None,
+            compared_with: None,
+            warnings: Vec::new(),
+            latencies_ns: lat,
         }
     }
 
@@ -276,6 +307,22 @@ impl Report {
                 out.push_str(&row("warm", &d.other_warm_ms));
             }
         }
+        if let Some(p) = &self.phases_ms {
+            out.push_str(&p.table());
+        }
+        if let Some(w) = &self.workload {
+            out.push_str(&format!(
+                "workload: {} {} ({}, {} MB){}\n",
+                w.runtime,
+                w.code,
+                w.handler,
+                w.memory_mb,
+                if w.standalone { ", private daemon" } else { "" }
+            ));
+        }
+        if let Some(c) = &self.compared_with {
+            out.push_str(&c.table());
+        }
         if let Some(e) = &self.first_error {
             out.push_str(&format!("first error: {e}\n"));
         }
@@ -287,6 +334,11 @@ impl Report {
 #[derive(Debug, Clone, Default)]
 pub struct Tally {
     pub latencies_ns: Vec<u64>,
+    /// Successful answers with `X-Hearth-Phases-Us`, with their latency.
+    pub phases: Vec<PhaseSample>,
+    /// Successful answers without it, or with a header of no cold start (no sandbox and
+    /// init phases).
+    pub without_phases: u64,
     pub init_ns: Vec<u64>,
     pub ok: u64,
     pub errors: u64,
@@ -302,6 +354,8 @@ impl Tally {
     pub fn merge(&mut self, other: Tally) {
         self.latencies_ns.extend_from_slice(&other.latencies_ns);
         self.init_ns.extend_from_slice(&other.init_ns);
+        self.phases.extend_from_slice(&other.phases);
+        self.without_phases += other.without_phases;
         self.ok += other.ok;
         self.errors += other.errors;
         self.throttles += other.throttles;
@@ -392,6 +446,11 @@ mod tests {
             serde_json::json!({"warm": 2, "blank": 1, "unknown": 2})
         );
         assert!(v["burst"].is_null() && v["machine"]["cpus"].is_number());
+        // No cold start, no workload, no baseline: null; no warnings: [].
+        assert!(v["phases_ms"].is_null() && v["workload"].is_null());
+        assert!(v["compared_with"].is_null() && v["warnings"] == serde_json::json!([]));
+        assert!(v.get("latencies_ns").is_none());
+        assert_eq!(r.latencies_ns, [1_000_000, 2_000_000, 3_000_000]);
         assert!(r.table().contains("first error: status 500"));
     }
 }

@@ -1,0 +1,360 @@
+//! Where the time of a cold start went: the daemon's `X-Hearth-Phases-Us` answer header
+//! (see `crate::instance::pooled::Phases`), per run and in aggregate.
+//!
+//! The daemon measures five phases on its own clock, from the request's arrival to the
+//! answer's last byte handed to the socket: `admission` (routing, claim, queueing),
+//! `sandbox` (clone, namespaces, mounts, cgroup, seccomp, exec — or the claim of a blank
+//! sandbox), `init` (runtime start-up up to its first `/next`), `handler`, `delivery`
+//! (the response back to the client). `sandbox` and `init` are present only after a cold
+//! start; absent, they count as 0. A sixth phase, `client`, is what the daemon cannot see:
+//! the client's end-to-end latency minus the sum of the five (socket transport, request
+//! writing, response reading). Hence the phases of a run add up to its end-to-end time,
+//! and the means of the phases add up to the mean end-to-end time.
+//!
+//! Only cold starts are in the phases: a successful run whose header is missing, does not
+//! parse, or has no `sandbox` and `init` (the daemon served it from a warm instance, or
+//! could not time the start) is left out and counted in `excluded`.
+//!
+//! Does not: time anything itself.
+//! Limits: a daemon phase longer than the client's whole round trip (clocks cannot
+//! disagree like that on one host, but a malformed header could) makes `client` 0 for that
+//! run; such runs are counted in `client_clamped`, and then the phases add up to more than
+//! end-to-end.
+
+use serde::Serialize;
+
+use super::stats::Summary;
+
+/// The phase names, in the order of one invocation (the header's five, then `client`).
+pub const NAMES: [&str; 6] = [
+    "admission",
+    "sandbox",
+    "init",
+    "handler",
+    "delivery",
+    "client",
+];
+
+/// One `X-Hearth-Phases-Us` value, in µs.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct DaemonPhases {
+    pub admission_us: f64,
+    pub sandbox_us: Option<f64>,
+    pub init_us: Option<f64>,
+    pub handler_us: f64,
+    pub delivery_us: f64,
+}
+
+impl DaemonPhases {
+    /// Parses `admission=…,sandbox=…,init=…,handler=…,delivery=…` (any order, blanks
+    /// around items ignored, unknown keys ignored so that a newer daemon can add some);
+    /// `None` unless admission, handler and delivery are there and every known value is a
+    /// finite, non-negative number.
+    pub fn parse(value: &[u8]) -> Option<DaemonPhases> {
+        let text = std::str::from_utf8(value).ok()?;
+        let (mut admission, mut handler, mut delivery) = (None, None, None);
+        let mut p = DaemonPhases::default();
+        for item in text.split(',') {
+            let item = item.trim();
+            if item.is_empty() {
+                continue;
+            }
+            let (k, v) = item.split_once('=')?;
+            let slot = match k.trim() {
+                "admission" => &mut admission,
+                "sandbox" => &mut p.sandbox_us,
+                "init" => &mut p.init_us,
+                "handler" => &mut handler,
+                "delivery" => &mut delivery,
+                _ => continue,
+            };
+            let v: f64 = v.trim().parse().ok()?;
+            if !v.is_finite() || v < 0.0 {
+                return None;
+            }
+            *slot = Some(v);
+        }
+        p.admission_us = admission?;
+        p.handler_us = handler?;
+        p.delivery_us = delivery?;
+        Some(p)
+    }
+
+    /// The five daemon phases in ns, in [`NAMES`] order (absent ones 0).
+    fn ns(&self) -> [u64; 5] {
+        let ns = |us: f64| (us * 1000.0).round() as u64;
+        [
+            ns(self.admission_us),
+            ns(self.sandbox_us.unwrap_or(0.0)),
+            ns(self.init_us.unwrap_or(0.0)),
+            ns(self.handler_us),
+            ns(self.delivery_us),
+        ]
+    }
+}
+
+/// One successful run with the header: its end-to-end latency and the daemon's phases.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PhaseSample {
+    pub end_to_end_ns: u64,
+    pub daemon: DaemonPhases,
+}
+
+impl PhaseSample {
+    /// The six phases in ns ([`NAMES`] order) and whether `client` had to be clamped to 0.
+    pub fn split(&self) -> ([u64; 6], bool) {
+        let d = self.daemon.ns();
+        let inside: u64 = d.iter().sum();
+        let client = self.end_to_end_ns.saturating_sub(inside);
+        (
+            [d[0], d[1], d[2], d[3], d[4], client],
+            inside > self.end_to_end_ns,
+        )
+    }
+}
+
+/// The aggregate of one phase, in ms.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PhaseStats {
+    pub name: &'static str,
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub mean: f64,
+    /// mean(phase) / mean(end to end): the shares of the six add up to 1.
+    pub share: f64,
+}
+
+/// One run's phases in ms (JSON `phases_ms.per_run`).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PhaseRun {
+    pub end_to_end: f64,
+    pub admission: f64,
+    pub sandbox: f64,
+    pub init: f64,
+    pub handler: f64,
+    pub delivery: f64,
+    pub client: f64,
+}
+
+/// JSON `phases_ms`: the cold-start breakdown of a run.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PhasesReport {
+    /// Successful runs with a parsable header (the phases' sample count).
+    pub n: usize,
+    /// Successful runs not in the phases: no header, or no cold start in it.
+    pub excluded: u64,
+    /// Runs whose daemon phases exceeded end-to-end (`client` clamped to 0).
+    pub client_clamped: usize,
+    /// In [`NAMES`] order.
+    pub phases: Vec<PhaseStats>,
+    /// Mean end-to-end latency of these `n` runs, and the sum of the phase means (equal
+    /// unless some `client` was clamped).
+    pub end_to_end_mean: f64,
+    pub sum_of_means: f64,
+    /// Median end-to-end latency and the sum of the phase medians (close, not equal: a
+    /// median of a sum is not the sum of the medians).
+    pub end_to_end_p50: f64,
+    pub sum_of_p50: f64,
+    pub per_run: Vec<PhaseRun>,
+}
+
+impl PhasesReport {
+    /// The breakdown of `samples`; `None` when there are none.
+    pub fn of(samples: &[PhaseSample], excluded: u64) -> Option<PhasesReport> {
+        if samples.is_empty() {
+            return None;
+        }
+        let mut columns: [Vec<u64>; 6] = Default::default();
+        let mut e2e = Vec::with_capacity(samples.len());
+        let mut clamped = 0;
+        let ms = |ns: u64| ns as f64 / 1e6;
+        let mut per_run = Vec::with_capacity(samples.len());
+        for s in samples {
+            let (p, c) = s.split();
+            clamped += usize::from(c);
+            for (col, v) in columns.iter_mut().zip(p) {
+                col.push(v);
+            }
+            e2e.push(s.end_to_end_ns);
+            per_run.push(PhaseRun {
+                end_to_end: ms(s.end_to_end_ns),
+                admission: ms(p[0]),
+                sandbox: ms(p[1]),
+                init: ms(p[2]),
+                handler: ms(p[3]),
+                delivery: ms(p[4]),
+                client: ms(p[5]),
+            });
+        }
+        let e2e = Summary::of(&mut e2e)?.ms();
+        let phases: Vec<PhaseStats> = NAMES
+            .iter()
+            .zip(columns.iter_mut())
+            .filter_map(|(name, col)| {
+                let s = Summary::of(col)?.ms();
+                Some(PhaseStats {
+                    name,
+                    p50: s.p50,
+                    p90: s.p90,
+                    p99: s.p99,
+                    mean: s.mean,
+                    share: if e2e.mean > 0.0 {
+                        s.mean / e2e.mean
+                    } else {
+                        0.0
+                    },
+                })
+            })
+            .collect();
+        Some(PhasesReport {
+            n: samples.len(),
+            excluded,
+            client_clamped: clamped,
+            end_to_end_mean: e2e.mean,
+            sum_of_means: phases.iter().map(|p| p.mean).sum(),
+            end_to_end_p50: e2e.p50,
+            sum_of_p50: phases.iter().map(|p| p.p50).sum(),
+            phases,
+            per_run,
+        })
+    }
+
+    /// The median of phase `name` in ms (0 when unknown).
+    pub fn p50(&self, name: &str) -> f64 {
+        self.phases
+            .iter()
+            .find(|p| p.name == name)
+            .map_or(0.0, |p| p.p50)
+    }
+
+    /// The table's phase block.
+    pub fn table(&self) -> String {
+        let mut out = format!(
+            "cold-start phases (X-Hearth-Phases-Us, n {}; client = end to end - the daemon's phases)\n  {:<29} {:>9} {:>9} {:>9} {:>9} {:>6}\n",
+            self.n, "phase", "p50 ms", "p90 ms", "p99 ms", "mean ms", "share"
+        );
+        for p in &self.phases {
+            let label = match p.name {
+                "client" => "client (transport)",
+                other => other,
+            };
+            out.push_str(&format!(
+                "  {:<29} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>5.1}%\n",
+                label,
+                p.p50,
+                p.p90,
+                p.p99,
+                p.mean,
+                p.share * 100.0
+            ));
+        }
+        out.push_str(&format!(
+            "  {:<29} {:>9.3} {:>9} {:>9} {:>9.3} (phases add up to {:.3} ms mean)\n",
+            "= end to end", self.end_to_end_p50, "", "", self.end_to_end_mean, self.sum_of_means
+        ));
+        if self.excluded > 0 || self.client_clamped > 0 {
+            out.push_str(&format!(
+                "  ({} of {} successful runs left out: no cold-start phases in the answer; {} with client time clamped to 0)\n",
+                self.excluded,
+                self.excluded + self.n as u64,
+                self.client_clamped
+            ));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_parse() {
+        let p = DaemonPhases::parse(
+            b"admission=12.5,sandbox=4100.0,init=2200.3,handler=80.0,delivery=15.1",
+        )
+        .unwrap();
+        assert_eq!(p.admission_us, 12.5);
+        assert_eq!((p.sandbox_us, p.init_us), (Some(4100.0), Some(2200.3)));
+        assert_eq!((p.handler_us, p.delivery_us), (80.0, 15.1));
+
+        // Warm: no sandbox, no init; blanks and an unknown key are fine.
+        let p = DaemonPhases::parse(b" admission=3.0, handler=50.5 ,delivery=9,queue=1").unwrap();
+        assert_eq!((p.sandbox_us, p.init_us), (None, None));
+        assert_eq!(p.handler_us, 50.5);
+
+        for bad in [
+            &b""[..],
+            b"admission=1,handler=2",
+            b"admission=x,handler=1,delivery=1",
+            b"admission=-1,handler=1,delivery=1",
+            b"admission=inf,handler=1,delivery=1",
+            b"admission,handler=1,delivery=1",
+            b"\xff",
+        ] {
+            assert_eq!(DaemonPhases::parse(bad), None, "{bad:?}");
+        }
+    }
+
+    /// Synthetic cold starts: the daemon's phases plus a client overhead that varies.
+    fn synthetic(n: u64) -> Vec<PhaseSample> {
+        (0..n)
+            .map(|i| {
+                let d = DaemonPhases {
+                    admission_us: 20.0 + (i % 7) as f64,
+                    sandbox_us: Some(3000.0 + (i * 37 % 500) as f64),
+                    init_us: Some(2000.0 + (i * 53 % 900) as f64),
+                    handler_us: 100.0 + (i % 11) as f64,
+                    delivery_us: 30.0,
+                };
+                let inside = d.admission_us
+                    + d.sandbox_us.unwrap()
+                    + d.init_us.unwrap()
+                    + d.handler_us
+                    + d.delivery_us;
+                let client_us = 150.0 + (i * 13 % 40) as f64;
+                PhaseSample {
+                    end_to_end_ns: ((inside + client_us) * 1000.0) as u64,
+                    daemon: d,
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn phases_add_up_to_end_to_end() {
+        let r = PhasesReport::of(&synthetic(200), 0).unwrap();
+        assert_eq!((r.n, r.client_clamped, r.phases.len()), (200, 0, 6));
+        let names: Vec<_> = r.phases.iter().map(|p| p.name).collect();
+        assert_eq!(names, NAMES);
+        // Means are linear: they add up (to rounding); medians nearly (within 5 %).
+        assert!((r.sum_of_means - r.end_to_end_mean).abs() < 1e-6 * r.end_to_end_mean);
+        assert!((r.sum_of_p50 - r.end_to_end_p50).abs() <= 0.05 * r.end_to_end_p50);
+        let shares: f64 = r.phases.iter().map(|p| p.share).sum();
+        assert!((shares - 1.0).abs() < 1e-6, "{shares}");
+        // Every run adds up exactly, and client is what the daemon did not see.
+        for run in &r.per_run {
+            let sum =
+                run.admission + run.sandbox + run.init + run.handler + run.delivery + run.client;
+            assert!((sum - run.end_to_end).abs() < 1e-6, "{run:?}");
+            assert!(run.client >= 0.150 && run.client < 0.2, "{run:?}");
+        }
+        for p in &r.phases {
+            assert!(p.p50 <= p.p90 && p.p90 <= p.p99, "{p:?}");
+        }
+        assert!(r.table().contains("client (transport)"));
+        assert!(r.p50("sandbox") >= 3.0 && r.p50("nope") == 0.0);
+    }
+
+    #[test]
+    fn a_daemon_phase_longer_than_the_round_trip_clamps_client() {
+        let mut s = synthetic(3);
+        s[1].end_to_end_ns = 1_000; // 1 µs: less than the daemon's phases
+        let r = PhasesReport::of(&s, 2).unwrap();
+        assert_eq!((r.client_clamped, r.excluded), (1, 2));
+        assert_eq!(r.per_run[1].client, 0.0);
+        assert!(r.sum_of_means > r.end_to_end_mean);
+        assert!(PhasesReport::of(&[], 0).is_none());
+    }
+}
