@@ -146,44 +146,9 @@ fn dangerous_syscalls_fail_with_eperm(mode: &[&str]) {
     if skip_unless_root() {
         return;
     }
-    let calls = [
-        "mount",
-        "umount2",
-        "unshare",
-        "setns",
-        "pivot_root",
-        "chroot",
-        "ptrace",
-        "process_vm_readv",
-        "bpf",
-        "keyctl",
-        "add_key",
-        "request_key",
-        "perf_event_open",
-        "kexec_load",
-        "init_module",
-        "finit_module",
-        "delete_module",
-        "reboot",
-        "swapon",
-        "acct",
-        "settimeofday",
-        "clock_settime",
-        "iopl",
-        "ioperm",
-        "quotactl",
-        "userfaultfd",
-        "open_by_handle_at",
-        "io_uring_setup",
-        "clone_newns",
-        "clone_newuser",
-        "clone_newnet",
-        "socket_raw",
-        "socket_packet",
-        "tiocsti",
-    ];
+    let calls = common::DANGEROUS_SYSCALLS;
     let mut args = vec!["try-syscall"];
-    args.extend_from_slice(&calls);
+    args.extend_from_slice(calls);
     let r = probe(mode, &args);
     assert_eq!(r.code, 0, "{r:?}");
     for c in calls {

@@ -751,57 +751,13 @@ fn an_instance_killed_mid_invocation_fails_it_and_the_next_one_works() {
     d.stop_clean();
 }
 
-fn probe_bin() -> PathBuf {
-    std::env::var_os("HEARTH_PROBE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_hearth-probe")))
-}
-
-/// Syscalls that must fail with EPERM inside a sandbox (the list of tests/isolation.rs).
-const DANGEROUS: &[&str] = &[
-    "mount",
-    "umount2",
-    "unshare",
-    "setns",
-    "pivot_root",
-    "chroot",
-    "ptrace",
-    "process_vm_readv",
-    "bpf",
-    "keyctl",
-    "add_key",
-    "request_key",
-    "perf_event_open",
-    "kexec_load",
-    "init_module",
-    "finit_module",
-    "delete_module",
-    "reboot",
-    "swapon",
-    "acct",
-    "settimeofday",
-    "clock_settime",
-    "iopl",
-    "ioperm",
-    "quotactl",
-    "userfaultfd",
-    "open_by_handle_at",
-    "io_uring_setup",
-    "clone_newns",
-    "clone_newuser",
-    "clone_newnet",
-    "socket_raw",
-    "socket_packet",
-    "tiocsti",
-];
-
 #[test]
 fn the_isolation_probe_passes_in_an_instance_from_a_blank_sandbox() {
     if skip_unless_root() {
         return;
     }
     let mut d = Daemon::start_config("blank_pool_size = 2\n");
-    let probe = std::fs::read(probe_bin()).expect("the static probe (build it first)");
+    let probe = std::fs::read(common::probe_bin()).expect("the static probe (build it first)");
     let zip = zip_b64(&[
         ("lambda_function.py", 0o644, HANDLERS.as_bytes()),
         ("hearth-probe", 0o755, &probe),
@@ -870,7 +826,7 @@ fn the_isolation_probe_passes_in_an_instance_from_a_blank_sandbox() {
         add(&format!("read {path}"), &["read", path]);
     }
     let mut dangerous = vec!["try-syscall"];
-    dangerous.extend_from_slice(DANGEROUS);
+    dangerous.extend_from_slice(common::DANGEROUS_SYSCALLS);
     add("dangerous", &dangerous);
     add(
         "allowed",
@@ -945,7 +901,7 @@ fn the_isolation_probe_passes_in_an_instance_from_a_blank_sandbox() {
     assert_eq!(get("whoami", "euid"), "993");
     assert_eq!(get("whoami", "gid"), "990");
     assert_eq!(get("whoami", "groups"), "");
-    for c in DANGEROUS {
+    for c in common::DANGEROUS_SYSCALLS {
         assert_eq!(get("dangerous", c), "EPERM", "{c}");
     }
     assert_eq!(get("allowed", "clone3"), "ENOSYS");

@@ -27,7 +27,7 @@ pub fn hearth_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_hearth"))
 }
 
-fn probe_bin() -> PathBuf {
+pub fn probe_bin() -> PathBuf {
     std::env::var_os("HEARTH_PROBE")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_hearth-probe")))
@@ -212,3 +212,42 @@ pub fn wait_gone(pid: u32) -> bool {
     }
     false
 }
+
+/// Syscalls (and clone flags, socket kinds, ioctls) the probe must see fail with EPERM
+/// inside any sandbox, however it was started.
+pub const DANGEROUS_SYSCALLS: &[&str] = &[
+    "mount",
+    "umount2",
+    "unshare",
+    "setns",
+    "pivot_root",
+    "chroot",
+    "ptrace",
+    "process_vm_readv",
+    "bpf",
+    "keyctl",
+    "add_key",
+    "request_key",
+    "perf_event_open",
+    "kexec_load",
+    "init_module",
+    "finit_module",
+    "delete_module",
+    "reboot",
+    "swapon",
+    "acct",
+    "settimeofday",
+    "clock_settime",
+    "iopl",
+    "ioperm",
+    "quotactl",
+    "userfaultfd",
+    "open_by_handle_at",
+    "io_uring_setup",
+    "clone_newns",
+    "clone_newuser",
+    "clone_newnet",
+    "socket_raw",
+    "socket_packet",
+    "tiocsti",
+];
