@@ -7,15 +7,19 @@
 //! and is the same on every host. Its start-up is Rust's (no interpreter), so the cold
 //! start measured is nearly all the platform's.
 //!
-//! One keep-alive TCP connection; `GET …/invocation/next`, then `POST
+//! One keep-alive connection: to `HEARTH_RUNTIME_API_SOCKET` when the platform offers it
+//! (a Unix socket path, or `@name` in the abstract namespace, as Hearth sets in every
+//! sandbox and `hearth bench peers` in its peers' containers), else TCP to
+//! `AWS_LAMBDA_RUNTIME_API`. `GET …/invocation/next`, then `POST
 //! …/invocation/<id>/response` with the event as the body. Only `Content-Length` bodies
 //! are read (the Runtime API never chunks `/next`). On any protocol surprise it prints why
 //! and exits 1, as a runtime should. An event containing `"sleep_ms": N` is answered after
 //! N ms (a substring match, no JSON parser): `hearth bench density` holds instances busy
 //! that way. Std only; the same protocol as `tests/echo/echo.rs` (`hearth-echo`).
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
+use std::os::unix::net::UnixStream;
 
 /// Why the echo runtime stopped.
 #[derive(Debug, thiserror::Error)]
@@ -39,7 +43,12 @@ pub fn run_if_bootstrap() -> Option<u8> {
         return None;
     }
     let api = std::env::var("AWS_LAMBDA_RUNTIME_API").ok()?;
-    match serve(&api) {
+    let socket = std::env::var("HEARTH_RUNTIME_API_SOCKET").ok();
+    let served = match socket.as_deref().filter(|s| !s.is_empty()) {
+        Some(path) => connect_unix(path).and_then(|s| serve_on(&api, s)),
+        None => serve(&api),
+    };
+    match served {
         Ok(()) => Some(0),
         Err(e) => {
             eprintln!("hearth echo runtime: {e}");
@@ -50,11 +59,50 @@ pub fn run_if_bootstrap() -> Option<u8> {
 
 type Headers = Vec<(String, String)>;
 
-/// The loop: forever `/next`, answer.
+/// A connection the echo loop can read from, write to, and split in two.
+pub trait Stream: Read + Write + Sized {
+    fn try_clone(&self) -> std::io::Result<Self>;
+}
+
+impl Stream for TcpStream {
+    fn try_clone(&self) -> std::io::Result<Self> {
+        TcpStream::try_clone(self)
+    }
+}
+
+impl Stream for UnixStream {
+    fn try_clone(&self) -> std::io::Result<Self> {
+        UnixStream::try_clone(self)
+    }
+}
+
+/// Connects to `path`, or to the abstract name after a leading `@`.
+pub fn connect_unix(path: &str) -> Result<UnixStream, EchoRuntimeError> {
+    let io = |source| EchoRuntimeError::Io {
+        what: "connecting to the runtime API socket",
+        source,
+    };
+    match path.strip_prefix('@') {
+        Some(name) => {
+            use std::os::linux::net::SocketAddrExt;
+            let addr = std::os::unix::net::SocketAddr::from_abstract_name(name).map_err(io)?;
+            UnixStream::connect_addr(&addr).map_err(io)
+        }
+        None => UnixStream::connect(path).map_err(io),
+    }
+}
+
+/// The loop over TCP to `api` (`host:port`).
 pub fn serve(api: &str) -> Result<(), EchoRuntimeError> {
     let io = |what| move |source| EchoRuntimeError::Io { what, source };
     let stream = TcpStream::connect(api).map_err(io("connecting to the runtime API"))?;
     stream.set_nodelay(true).map_err(io("TCP_NODELAY"))?;
+    serve_on(api, stream)
+}
+
+/// The loop on a connected `stream`: forever `/next`, answer. `api` is only the `Host`.
+pub fn serve_on(api: &str, stream: impl Stream) -> Result<(), EchoRuntimeError> {
+    let io = |what| move |source| EchoRuntimeError::Io { what, source };
     let mut writer = stream.try_clone().map_err(io("cloning the socket"))?;
     let mut reader = BufReader::new(stream);
     loop {
@@ -156,7 +204,6 @@ fn read_response(reader: &mut impl BufRead) -> Result<(u16, Headers, Vec<u8>), E
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Read;
 
     #[test]
     fn sleep_is_found_in_the_event() {

@@ -91,6 +91,7 @@ pub mod density;
 pub mod echo_runtime;
 pub mod load;
 pub mod noise;
+pub mod peers;
 pub mod phases;
 pub mod progress;
 pub mod report;
@@ -191,6 +192,9 @@ pub enum BenchMode {
     Cold(ColdArgs),
     /// N idle instances: daemon and host memory per instance, latency at that density.
     Density(DensityArgs),
+    /// The same cold start under Hearth, crun, runc and bwrap, interleaved: one table with
+    /// ratios to Hearth (root; installs missing peers with apt-get).
+    Peers(peers::PeersArgs),
 }
 
 /// Options of every mode.
@@ -414,6 +418,7 @@ impl BenchMode {
             BenchMode::Burst(_) => "burst",
             BenchMode::Cold(_) => "cold",
             BenchMode::Density(_) => "density",
+            BenchMode::Peers(_) => "peers",
         }
     }
 
@@ -423,6 +428,9 @@ impl BenchMode {
             BenchMode::Burst(a) => &a.target,
             BenchMode::Cold(a) => &a.target,
             BenchMode::Density(a) => &a.target,
+            BenchMode::Peers(_) => {
+                unreachable!("peers has no --function target; run() handles it first")
+            }
         }
     }
 
@@ -432,6 +440,9 @@ impl BenchMode {
             BenchMode::Burst(a) => &mut a.target,
             BenchMode::Cold(a) => &mut a.target,
             BenchMode::Density(a) => &mut a.target,
+            BenchMode::Peers(_) => {
+                unreachable!("peers has no --function target; run() handles it first")
+            }
         }
     }
 
@@ -445,6 +456,7 @@ impl BenchMode {
             BenchMode::Burst(a) => (Some(a.count as u64), None),
             BenchMode::Cold(a) => (Some(a.runs), None),
             BenchMode::Density(a) => (Some(a.count as u64), None),
+            BenchMode::Peers(a) => (Some(a.runs), None),
         }
     }
 }
@@ -461,6 +473,9 @@ fn bench_failed(e: &BenchError) -> u8 {
 /// 1 when none did, 2 for options that do not fit together, 125 when the benchmark could
 /// not run.
 pub fn run(mut args: BenchArgs, global: &LambdaGlobal) -> u8 {
+    if let BenchMode::Peers(a) = &args.mode {
+        return run_peers(a);
+    }
     let mode = args.mode.name();
     let density = matches!(args.mode, BenchMode::Density(_));
     // The load average before this run adds to it (the private daemon, the zip).
@@ -522,6 +537,7 @@ pub fn run(mut args: BenchArgs, global: &LambdaGlobal) -> u8 {
         BenchMode::Burst(a) => load::burst(&socket, a),
         BenchMode::Cold(a) => load::cold(&socket, a),
         BenchMode::Density(a) => density::density(&socket, a),
+        BenchMode::Peers(_) => unreachable!("handled at the start of run()"),
     };
     drop(progress);
     let mut report = match result {
@@ -562,6 +578,40 @@ pub fn run(mut args: BenchArgs, global: &LambdaGlobal) -> u8 {
         1
     } else {
         0
+    }
+}
+
+/// `hearth bench peers`: the table, `--json`, `--chart`; exit 0 when Hearth and at least
+/// one peer were measured, 1 when not.
+fn run_peers(a: &peers::PeersArgs) -> u8 {
+    let report = match peers::run(a) {
+        Ok(r) => r,
+        Err(e) => return bench_failed(&e),
+    };
+    print!("{}", report.table());
+    for w in &report.warnings {
+        eprintln!("hearth: bench: warning: {w}");
+    }
+    if let Some(path) = &a.json {
+        if let Err(e) = report.write_json(path) {
+            return bench_failed(&e);
+        }
+    }
+    if let Some(path) = &a.chart {
+        if let Err(e) = report.write_chart(path) {
+            return bench_failed(&e);
+        }
+    }
+    let measured = |r: &peers::Row| r.latency_ms.is_some();
+    let hearth = report.contenders.iter().take(1).any(measured);
+    let peer = report.contenders.iter().skip(2).any(measured);
+    if hearth && peer {
+        0
+    } else {
+        eprintln!(
+            "hearth: bench: peers: Hearth and at least one peer must be measured for a comparison"
+        );
+        1
     }
 }
 

@@ -202,6 +202,19 @@ impl SeccompPolicy {
         self.arch
     }
 
+    /// The policy text of this architecture (the common file plus the architecture's
+    /// overlay), as seccompiler compiles it: `hearth bench peers` translates it for OCI
+    /// runtimes.
+    pub fn policy_json(&self) -> Result<Vec<u8>, SeccompError> {
+        compiler::policy_json(self.arch)
+    }
+
+    /// The two programs in installation order, `main` then `enosys` (`hearth bench
+    /// peers` hands them to bwrap as they are).
+    pub fn programs(&self) -> [&[libc::sock_filter]; 2] {
+        [&self.main, &self.enosys]
+    }
+
     /// BPF instructions in both programs together (for the start-up log).
     pub fn instructions(&self) -> usize {
         self.main.len() + self.enosys.len()

@@ -409,3 +409,55 @@ mod tests {
         assert!(b >= a);
     }
 }
+
+/// What the child of a benchmark peer (`hearth bench peers`) does between `fork` and
+/// `execve`, so that the peer starts with the same limits as a Hearth sandbox.
+#[derive(Debug, Default)]
+pub struct PeerChildSetup {
+    /// `cgroup.procs` files (opened close-on-exec by the parent) to write `0` to: the child
+    /// joins those cgroups before it runs anything.
+    pub join: Vec<std::os::fd::OwnedFd>,
+    /// `(empty file, target)`: in a new, private mount namespace, bind-mount the first over
+    /// the second (crun 1.8 refuses a hybrid host when it sees
+    /// `/sys/fs/cgroup/unified/cgroup.controllers`; hiding it makes crun drive v1).
+    pub hide: Option<(std::ffi::CString, std::ffi::CString)>,
+}
+
+/// Arranges for `cmd`'s child to run `setup` after `fork`, before `execve`.
+pub fn set_peer_child_setup(cmd: &mut std::process::Command, setup: PeerChildSetup) {
+    use nix::mount::{mount, MsFlags};
+    use nix::sched::{unshare, CloneFlags};
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let child = move || -> std::io::Result<()> {
+        for fd in &setup.join {
+            crate::sys::fd::write_all(fd.as_raw_fd(), b"0")?;
+        }
+        if let Some((empty, target)) = &setup.hide {
+            unshare(CloneFlags::CLONE_NEWNS)?;
+            mount(
+                None::<&CStr>,
+                c"/",
+                None::<&CStr>,
+                MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+                None::<&CStr>,
+            )?;
+            mount(
+                Some(empty.as_c_str()),
+                target.as_c_str(),
+                None::<&CStr>,
+                MsFlags::MS_BIND,
+                None::<&CStr>,
+            )?;
+        }
+        Ok(())
+    };
+    // SAFETY: `child` runs in the forked child before `execve`. It only makes the system
+    // calls write(2), unshare(2) and mount(2) on data prepared before the fork (descriptors
+    // and C strings it owns); it allocates nothing and takes no lock, so it is
+    // async-signal-safe as `pre_exec` requires. Errno converts to io::Error without
+    // allocating.
+    unsafe {
+        cmd.pre_exec(child);
+    }
+}
