@@ -339,10 +339,30 @@ fn standalone_runs_of_every_mode() {
             "1",
             "--chart",
             svg.to_str().unwrap(),
+            "--per-run",
         ],
     );
     check_report_of(&v, "cold", 3, "bench-echo-provided-al2023");
     check_phases(&v);
+    // --per-run: after the table, a header and one line per timed run (1, 2, 3), each
+    // with its start kind and seven figures of 3 decimals.
+    let (_, per_run) = stdout
+        .split_once("per run (ms")
+        .unwrap_or_else(|| panic!("{stdout}"));
+    let rows: Vec<Vec<&str>> = per_run
+        .lines()
+        .skip(2)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows.len(), 3, "{stdout}");
+    for (i, r) in rows.iter().enumerate() {
+        assert_eq!(r[0], (i + 1).to_string(), "{stdout}");
+        assert!(["spawn", "blank"].contains(&r[1]), "{stdout}");
+        assert_eq!(r.len(), 9, "{stdout}");
+        assert!(r[2..]
+            .iter()
+            .all(|f| f.split_once('.').unwrap().1.len() == 3));
+    }
     assert_eq!(v["workload"]["runtime"], "provided.al2023", "{v:#}");
     assert_eq!(v["workload"]["standalone"], true);
     assert!(v["warnings"].is_array());
@@ -416,10 +436,34 @@ fn standalone_runs_of_every_mode() {
             "2",
             "--hold-ms",
             "1500",
+            "--other-runs",
+            "3",
         ],
     );
     check_report_of(&v, "density", 2, "bench-echo-provided-al2023");
-    assert_eq!(v["density"]["requested"], 2, "{v:#}");
+    let dens = &v["density"];
+    assert_eq!(dens["requested"], 2, "{v:#}");
+    // No --other on a private daemon: a second built-in echo, measured cold and warm.
+    assert_eq!(
+        dens["other_function"], "bench-other-provided-al2023",
+        "{v:#}"
+    );
+    assert_eq!(dens["other_errors"], 0, "{v:#}");
+    for k in ["other_cold_ms", "other_warm_ms"] {
+        assert_eq!(dens[k]["n"], 3, "{k}: {v:#}");
+        assert!(dens[k]["p50"].as_f64().unwrap() > 0.0, "{k}: {v:#}");
+    }
+    // Nothing of the private daemon is left running: neither it nor its sandboxes.
+    let pid = dens["daemon_pid"].as_u64().unwrap();
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists(),
+        "the private daemon {pid} still runs"
+    );
+    assert!(
+        common::wait_gone(pid as u32),
+        "sandboxes of {pid} are left: {:?}",
+        common::cgroups_of(pid as u32)
+    );
 
     // A baseline of another mode is refused before anything starts.
     let out = Command::new(hearth_bin())
@@ -433,6 +477,25 @@ fn standalone_runs_of_every_mode() {
         err.contains("\"cold\" run") && err.contains("same mode"),
         "{err}"
     );
+}
+
+#[test]
+fn density_other_on_a_private_daemon_is_a_usage_error() {
+    // Explicit --standalone, and the implied one (no --function, no --code): refused with
+    // exit 2 before any daemon is started.
+    for args in [&["--standalone", "--other", "f"][..], &["--other", "f"][..]] {
+        let out = Command::new(hearth_bin())
+            .args(["bench", "density", "--count", "1"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("--other f") && err.contains("private daemon"),
+            "{err}"
+        );
+    }
 }
 
 #[test]

@@ -154,6 +154,7 @@ fn draw_phase_bar(area: &Area<'_, '_>, p: &PhasesReport) -> Result<(), Box<dyn E
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bench::conn::StartKind;
     use crate::bench::phases::{DaemonPhases, PhaseSample};
     use crate::bench::report::{utc_now, Tally};
 
@@ -203,8 +204,11 @@ mod tests {
         cold_tally.phases = cold_tally
             .latencies_ns
             .iter()
-            .map(|&ns| PhaseSample {
+            .enumerate()
+            .map(|(i, &ns)| PhaseSample {
                 end_to_end_ns: ns,
+                run: i as u64 + 1,
+                start: StartKind::Spawn,
                 daemon: DaemonPhases {
                     admission_us: 10.0,
                     sandbox_us: Some(500.0),

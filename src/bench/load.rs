@@ -29,6 +29,8 @@ const RESERVE_PER_CLIENT: usize = 1 << 16;
 impl Tally {
     /// Counts one answer; `ns` is its latency (kept only for ok answers).
     pub fn record(&mut self, reply: &Reply, ns: u64, conn: &Conn) {
+        // Every timed invocation of this client counts once in one of the three.
+        let run = self.ok + self.errors + self.throttles + 1;
         self.kinds[reply.start.index()] += 1;
         if let Some(us) = reply.init_us {
             self.init_ns.push(us * 1000);
@@ -43,6 +45,8 @@ impl Tally {
                     Some(daemon) if daemon.sandbox_us.is_some() => self.phases.push(PhaseSample {
                         end_to_end_ns: ns,
                         daemon,
+                        run,
+                        start: reply.start,
                     }),
                     _ => self.without_phases += 1,
                 }

@@ -22,11 +22,13 @@
 //!   `X-Hearth-Start: spawn|blank|fresh` (`--start any` sends `fresh`) so the daemon starts
 //!   a fresh instance for each; end-to-end latency, the start kind the daemon reports,
 //!   `X-Hearth-Init-Duration-Us` when present, and where the time went: the phases of
-//!   `X-Hearth-Phases-Us` plus the client's share, which add up to end-to-end ([`phases`]).
+//!   `X-Hearth-Phases-Us` plus the client's share, which add up to end-to-end ([`phases`]);
+//!   with `--per-run` also one line per timed run.
 //! * `density`: `--count N` simultaneous invocations of `{"sleep_ms": HOLD}` (the static
 //!   `hearth-echo` sleeps that long) so each needs its own instance; once `GET /metrics`
 //!   shows them idle, the daemon's RSS and the host's used memory per instance, then cold
-//!   and warm latency of `--other FUNCTION` at that density.
+//!   and warm latency of `--other FUNCTION` at that density; on a private daemon (no
+//!   `--other` there) of a second built-in `provided` echo deployed for the run.
 //!
 //! Counting: an invocation is *ok* when the answer is 200 without `X-Amz-Function-Error`;
 //! 429 is a *throttle*; anything else (other statuses, function errors, a broken
@@ -60,8 +62,8 @@
 //!         // share = mean / end_to_end_mean (the six add up to 1)
 //!     "end_to_end_mean", "sum_of_means",        // equal unless client_clamped > 0
 //!     "end_to_end_p50", "sum_of_p50",           // close, not equal
-//!     "per_run": [{"end_to_end", "admission", "sandbox", "init", "handler",
-//!                  "delivery", "client"}, …] },
+//!     "per_run": [{"start", "end_to_end", "admission", "sandbox", "init", "handler",
+//!                  "delivery", "client"}, …] },   // start: X-Hearth-Start of the run
 //!   "workload": {"standalone", "code", "runtime", "handler", "memory_mb"},
 //!                                               // null with --function
 //!   "compared_with": {"file", "old_started_at", "p50", "p90", "p99", "throughput",
@@ -81,8 +83,9 @@
 //! Does not (yet, issue 6): peers side by side (`crun`, `runc`, `bwrap`: still
 //! `scripts/bench.sh sandbox`), `--start` for the density's other function.
 //! Limits: the daemon's Unix socket only (no SigV4/TCP); burst and density use one thread
-//! per invocation (up to 4,096, and the daemon accepts 1,024 connections); `--other` of
-//! `density` does not go with `--standalone`.
+//! per invocation (up to 4,096, and the daemon accepts 1,024 connections); on a private
+//! daemon the density's other function is always the built-in `provided` echo (`--other
+//! NAME` is refused there: no such function exists on it).
 
 pub mod chart;
 pub mod compare;
@@ -340,6 +343,10 @@ pub struct ColdArgs {
     /// The event sent (JSON).
     #[arg(long, value_name = "JSON", default_value = "{}", value_parser = parse_payload)]
     pub payload: String,
+    /// After the table, one line per timed run: its start kind, end-to-end time and
+    /// phases.
+    #[arg(long = "per-run")]
+    pub per_run: bool,
 }
 
 /// Options of `hearth bench density`.
@@ -358,7 +365,8 @@ pub struct DensityArgs {
     /// The daemon's pid, for its RSS (default: the peer of the control socket).
     #[arg(long = "daemon-pid", value_name = "PID")]
     pub daemon_pid: Option<i32>,
-    /// Another function whose cold and warm latency is measured at this density.
+    /// Another function whose cold and warm latency is measured at this density. Not
+    /// with --standalone: there the built-in provided echo is deployed for this.
     #[arg(long, value_name = "NAME[:QUALIFIER]")]
     pub other: Option<String>,
     /// Cold and warm runs of --other.
@@ -493,12 +501,16 @@ pub fn run(mut args: BenchArgs, global: &LambdaGlobal) -> u8 {
             t.standalone = true;
         }
     }
+    // On a private daemon, density's other function is one deployed for the run.
+    let mut other_echo = false;
     if let BenchMode::Density(a) = &args.mode {
-        if a.target.standalone && a.other.is_some() {
-            return bench_failed(&BenchError::Usage(
-                "--other names a function of an existing daemon; it does not go with --standalone"
-                    .into(),
-            ));
+        if a.target.standalone {
+            if let Some(other) = &a.other {
+                return bench_failed(&BenchError::Usage(format!(
+                    "--other {other}: no such function exists on the private daemon of --standalone (also what no --function or --code means); leave --other out to measure a second built-in echo, or give --function NAME --socket PATH"
+                )));
+            }
+            other_echo = true;
         }
     }
     let target = args.mode.target().clone();
@@ -510,11 +522,11 @@ pub fn run(mut args: BenchArgs, global: &LambdaGlobal) -> u8 {
         },
         None => None,
     };
-    let prepared = standalone::prepare(&target.workload(), density, || {
+    let prepared = standalone::prepare(&target.workload(), density, other_echo, || {
         resolve_socket(target.socket.as_ref(), global)
     });
     // Dropped at the end of this function, also on every early return: the temporary
-    // function is deleted, then the private daemon stopped and its dirs removed.
+    // functions are deleted, then the private daemon stopped and its dirs removed.
     let (setup, socket) = match prepared {
         Ok(p) => p,
         Err(e) => return bench_failed(&e),
@@ -526,8 +538,13 @@ pub fn run(mut args: BenchArgs, global: &LambdaGlobal) -> u8 {
             t.function = Some(f.name.clone());
         }
     }
-    if let (BenchMode::Density(a), Some(d)) = (&mut args.mode, &setup.daemon) {
-        a.daemon_pid = a.daemon_pid.or(Some(d.pid));
+    if let BenchMode::Density(a) = &mut args.mode {
+        if let Some(d) = &setup.daemon {
+            a.daemon_pid = a.daemon_pid.or(Some(d.pid));
+        }
+        if let Some(f) = &setup.other {
+            a.other = Some(f.name.clone());
+        }
     }
     let noise_before = noise_start.cpu_from_now();
     let (total, duration) = args.mode.planned();
@@ -554,6 +571,14 @@ pub fn run(mut args: BenchArgs, global: &LambdaGlobal) -> u8 {
         report.compared_with = Some(compare::compare(&report, b));
     }
     print!("{}", report.table());
+    if let BenchMode::Cold(a) = &args.mode {
+        if a.per_run {
+            print!(
+                "{}",
+                phases::per_run_table(report.phases_ms.as_ref(), report.runs)
+            );
+        }
+    }
     for w in &report.warnings {
         eprintln!("hearth: bench: warning: {w}");
     }

@@ -23,6 +23,7 @@
 
 use serde::Serialize;
 
+use super::conn::StartKind;
 use super::stats::Summary;
 
 /// The phase names, in the order of one invocation (the header's five, then `client`).
@@ -98,6 +99,10 @@ impl DaemonPhases {
 pub struct PhaseSample {
     pub end_to_end_ns: u64,
     pub daemon: DaemonPhases,
+    /// The run's number among its client's timed invocations, from 1 (errors count).
+    pub run: u64,
+    /// `X-Hearth-Start` of the answer.
+    pub start: StartKind,
 }
 
 impl PhaseSample {
@@ -128,6 +133,11 @@ pub struct PhaseStats {
 /// One run's phases in ms (JSON `phases_ms.per_run`).
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct PhaseRun {
+    /// [`PhaseSample::run`] (not in the JSON: with several clients it is not unique).
+    #[serde(skip)]
+    pub run: u64,
+    /// The start kind the daemon reported.
+    pub start: &'static str,
     pub end_to_end: f64,
     pub admission: f64,
     pub sandbox: f64,
@@ -178,6 +188,8 @@ impl PhasesReport {
             }
             e2e.push(s.end_to_end_ns);
             per_run.push(PhaseRun {
+                run: s.run,
+                start: s.start.name(),
                 end_to_end: ms(s.end_to_end_ns),
                 admission: ms(p[0]),
                 sandbox: ms(p[1]),
@@ -265,6 +277,51 @@ impl PhasesReport {
     }
 }
 
+/// `cold --per-run`: after the table, one line per timed run `1..=runs` (one client): its
+/// start kind, end-to-end time and six phases in ms; a run without cold-start phases (a
+/// warm answer, an error, a throttle) gets a line saying so.
+pub fn per_run_table(report: Option<&PhasesReport>, runs: u64) -> String {
+    let mut out = format!(
+        "per run (ms; client = end to end - the daemon's phases)\n  {:>5}  {:<11} {:>11}",
+        "run", "start", "end to end"
+    );
+    for name in NAMES {
+        out.push_str(&format!(" {name:>11}"));
+    }
+    out.push('\n');
+    let mut rows: Vec<&PhaseRun> = report.map_or(Vec::new(), |r| r.per_run.iter().collect());
+    rows.sort_by_key(|r| r.run);
+    let last = rows.last().map_or(0, |r| r.run).max(runs);
+    let mut rows = rows.into_iter().peekable();
+    for n in 1..=last {
+        let mut seen = false;
+        while let Some(r) = rows.next_if(|r| r.run == n) {
+            seen = true;
+            out.push_str(&format!(
+                "  {:>5}  {:<11} {:>11.3}",
+                r.run, r.start, r.end_to_end
+            ));
+            for v in [
+                r.admission,
+                r.sandbox,
+                r.init,
+                r.handler,
+                r.delivery,
+                r.client,
+            ] {
+                out.push_str(&format!(" {v:>11.3}"));
+            }
+            out.push('\n');
+        }
+        if !seen {
+            out.push_str(&format!(
+                "  {n:>5}  (no cold-start phases: a warm answer, an error or a throttle)\n"
+            ));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -317,6 +374,8 @@ mod tests {
                 PhaseSample {
                     end_to_end_ns: ((inside + client_us) * 1000.0) as u64,
                     daemon: d,
+                    run: i + 1,
+                    start: StartKind::Spawn,
                 }
             })
             .collect()
@@ -356,5 +415,35 @@ mod tests {
         assert_eq!(r.per_run[1].client, 0.0);
         assert!(r.sum_of_means > r.end_to_end_mean);
         assert!(PhasesReport::of(&[], 0).is_none());
+    }
+
+    #[test]
+    fn per_run_lines_are_aligned_and_cover_every_run() {
+        let mut s = synthetic(3);
+        s.remove(1); // run 2: no cold-start phases
+        let r = PhasesReport::of(&s, 1).unwrap();
+        let t = per_run_table(Some(&r), 3);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines.len(), 5, "{t}");
+        assert!(
+            lines[1].contains("end to end") && lines[1].ends_with("client"),
+            "{t}"
+        );
+        assert!(lines[2].trim_start().starts_with("1  spawn"), "{t}");
+        assert!(
+            lines[3].trim_start().starts_with("2  (no cold-start"),
+            "{t}"
+        );
+        assert!(lines[4].trim_start().starts_with("3  spawn"), "{t}");
+        // Header and rows end in the same column; every figure has 3 decimals.
+        assert_eq!(lines[1].len(), lines[2].len(), "{t}");
+        assert_eq!(lines[2].len(), lines[4].len(), "{t}");
+        let figures: Vec<&str> = lines[2].split_whitespace().skip(2).collect();
+        assert_eq!(figures.len(), 7, "{t}");
+        assert!(figures
+            .iter()
+            .all(|f| f.split_once('.').unwrap().1.len() == 3));
+        let none = per_run_table(None, 2);
+        assert_eq!(none.matches("no cold-start phases").count(), 2, "{none}");
     }
 }

@@ -15,6 +15,9 @@
 //! `bootstrap` (see [`super::echo_runtime`]); `python3.11` and `nodejs20.x` a few-line
 //! handler returning the event (sleeping `sleep_ms` first, for `density`). A temporary
 //! function (built-in on an existing daemon, or `--code`) is deleted at the end.
+//! `density` on a private daemon deploys a second function, the built-in `provided` echo
+//! named [`OTHER_PREFIX`]`…` (128 MB unless `--memory`), as its other function: the
+//! private daemon has no function but the run's own. It is deleted at the end too.
 //!
 //! Does not: survive a panic in a release build (`panic = "abort"` runs no `Drop`: the
 //! daemon gets no SIGTERM and the dirs stay; `hearth gc` with `HEARTH_STATE_DIR` and
@@ -43,6 +46,8 @@ pub const START_STOP_BOUND: Duration = Duration::from_secs(60);
 /// Largest `bootstrap` put in the zip uncompressed (a release `hearth`): deflating tens of
 /// megabytes costs seconds, storing nothing; a debug build is larger and is deflated.
 pub const STORE_LIMIT: u64 = 48 * 1024 * 1024;
+/// Name prefix of `density`'s other function on a private daemon (the runtime follows).
+pub const OTHER_PREFIX: &str = "bench-other-";
 /// The role every function needs (the daemon does not check it).
 const ROLE: &str = "arn:aws:iam::000000000000:role/hearth-bench";
 
@@ -446,11 +451,13 @@ pub struct WorkloadArgs {
     pub memory: Option<u64>,
 }
 
-/// What the run needs to keep alive: the temporary function (dropped first), then the
-/// private daemon.
+/// What the run needs to keep alive: the temporary functions (dropped first, deleted
+/// while the daemon still answers), then the private daemon. Fields drop in this order.
 #[derive(Debug, Default)]
 pub struct Setup {
     pub function: Option<TempFunction>,
+    /// `density`'s other function on a private daemon ([`plan_other`]).
+    pub other: Option<TempFunction>,
     pub daemon: Option<PrivateDaemon>,
     pub workload: Option<Workload>,
 }
@@ -513,14 +520,60 @@ pub fn plan(w: &WorkloadArgs, density: bool) -> Result<Option<Deploy>, BenchErro
     }))
 }
 
-/// Starts the private daemon (`--standalone`) and deploys what [`plan`] says; returns the
-/// guards and the socket to use.
+/// `density`'s other function on a private daemon: the built-in `provided` echo (its zip
+/// taken from `main` when that is the same echo), [`OTHER_PREFIX`]`provided-al2023`, with
+/// `--memory` or 128 MB. It is invoked with `{}` only: the default timeout.
+pub fn plan_other(w: &WorkloadArgs, main: Option<&Deploy>) -> Result<Deploy, BenchError> {
+    let (runtime, handler, zip) = match main {
+        Some(m) if w.code.is_none() && m.runtime == "provided.al2023" => {
+            (m.runtime.clone(), "bootstrap".to_string(), m.zip.clone())
+        }
+        _ => {
+            let (r, h, files) = builtin("provided")?;
+            let zip = zip_files(&files).map_err(|detail| BenchError::Deploy {
+                name: "builtin".into(),
+                detail,
+            })?;
+            (r, h, zip)
+        }
+    };
+    Ok(Deploy {
+        name: format!("{OTHER_PREFIX}{}", runtime.replace('.', "-")),
+        runtime,
+        handler,
+        memory_mb: w.memory.unwrap_or(128),
+        timeout_s: 60,
+        zip,
+    })
+}
+
+/// Adds the daemon's log tail to a deployment error on a private daemon.
+fn with_log(e: BenchError, daemon: Option<&PrivateDaemon>) -> BenchError {
+    match (e, daemon) {
+        (BenchError::Deploy { name, detail }, Some(d)) => BenchError::Deploy {
+            name,
+            detail: format!("{detail}\n--- daemon log ---\n{}", d.log_tail(20)),
+        },
+        (e, _) => e,
+    }
+}
+
+/// Starts the private daemon (`--standalone`) and deploys what [`plan`] says, and with
+/// `other` [`plan_other`]'s function too; returns the guards and the socket to use. On an
+/// error the guards made so far are dropped: what was deployed is deleted, the daemon
+/// stopped.
 pub fn prepare(
     w: &WorkloadArgs,
     density: bool,
+    other: bool,
     socket: impl FnOnce() -> Result<PathBuf, BenchError>,
 ) -> Result<(Setup, PathBuf), BenchError> {
     let deploy = plan(w, density)?;
+    let other = if other {
+        Some(plan_other(w, deploy.as_ref())?)
+    } else {
+        None
+    };
     let mut setup = Setup::default();
     let socket = if w.standalone {
         let d = PrivateDaemon::start()?;
@@ -542,14 +595,12 @@ pub fn prepare(
             handler: d.handler.clone(),
             memory_mb: d.memory_mb,
         });
-        let created = create(&socket, &d).map_err(|e| match (&e, &setup.daemon) {
-            (BenchError::Deploy { name, detail }, Some(daemon)) => BenchError::Deploy {
-                name: name.clone(),
-                detail: format!("{detail}\n--- daemon log ---\n{}", daemon.log_tail(20)),
-            },
-            _ => e,
-        })?;
+        let created = create(&socket, &d).map_err(|e| with_log(e, setup.daemon.as_ref()))?;
         setup.function = Some(created);
+    }
+    if let Some(d) = other {
+        let created = create(&socket, &d).map_err(|e| with_log(e, setup.daemon.as_ref()))?;
+        setup.other = Some(created);
     }
     Ok((setup, socket))
 }
@@ -606,6 +657,30 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("needs --handler"), "{e}");
+
+        // density's other function: the provided echo, its zip reused from the main one.
+        let w = WorkloadArgs {
+            standalone: true,
+            ..WorkloadArgs::default()
+        };
+        let main = plan(&w, true).unwrap().unwrap();
+        let o = plan_other(&w, Some(&main)).unwrap();
+        assert_eq!(
+            (o.name.as_str(), o.runtime.as_str(), o.memory_mb),
+            ("bench-other-provided-al2023", "provided.al2023", 128)
+        );
+        assert!(o.name != main.name && o.zip == main.zip);
+        let w = WorkloadArgs {
+            standalone: true,
+            runtime: Some("python3.11".into()),
+            memory: Some(256),
+            ..WorkloadArgs::default()
+        };
+        let o = plan_other(&w, plan(&w, true).unwrap().as_ref()).unwrap();
+        assert_eq!(
+            (o.runtime.as_str(), o.handler.as_str(), o.memory_mb),
+            ("provided.al2023", "bootstrap", 256)
+        );
     }
 
     #[test]
