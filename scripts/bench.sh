@@ -13,6 +13,7 @@
 #        scripts/bench.sh api [--functions N] [--runs N] [--json FILE]
 #        scripts/bench.sh pool [--runs N] [--json-dir DIR] [--duration S] [--burst N]
 #                              [--density N] [--only PARTS]
+#        scripts/bench.sh cold [--runs N] [--dir DIR]
 # env:   HEARTH_BIN  hearth binary (default target/release/hearth; built with
 #                    `cargo build --release` when that default is missing)
 #        PYTHON      Python 3.11+ to run the driver (default /usr/bin/python3)
@@ -49,6 +50,12 @@ usage: scripts/bench.sh pool [--runs N] [--json-dir DIR] [--duration S] [--burst
   (memory per instance, latency at that density). One summary table; the JSON
   files go to DIR (default target/bench-pool-<time>). Checks for leftovers
   afterwards (scripts/check-leaks.sh). Root only.
+usage: scripts/bench.sh cold [--runs N] [--dir DIR]
+  README's "Benchmarking cold starts" table: `hearth bench cold` of the built-in
+  provided echo by spawn and from a blank sandbox (phases included), then
+  `hearth bench peers` (the same cold start under crun, runc and bwrap,
+  interleaved; installs them when missing). 500 runs each by default; JSON and
+  SVG charts go to DIR (default target/bench-cold-<time>). Root only.
 env: HEARTH_BIN  hearth binary (default target/release/hearth, built if missing)
      PYTHON      Python 3.11+ for the driver (default /usr/bin/python3)
      HEARTH_BLANK_POOL_SIZE  pool: the daemon's blank_pool_size (default 4; empty: unset)
@@ -114,6 +121,35 @@ pool)
     bash "${ROOT}/scripts/check-leaks.sh" || { log "error: leftovers found"; [[ ${rc} -ne 0 ]] || rc=1; }
     exit "${rc}"
     ;;
+cold)
+    shift
+    runs=500
+    dir=${ROOT}/target/bench-cold-$(date -u +%Y%m%dT%H%M%SZ)
+    while [[ $# -gt 0 ]]; do
+        case "$1" in
+        --runs) runs=${2:?--runs needs a number}; shift 2 ;;
+        --dir) dir=${2:?--dir needs a path}; shift 2 ;;
+        -h | --help) usage; exit 0 ;;
+        *) usage; die "unknown option '$1' for cold" ;;
+        esac
+    done
+    [[ ${EUID} -eq 0 ]] || die "must run as root (the daemon and the peers create sandboxes)"
+    log "building hearth (cargo build --release)"
+    (cd "${ROOT}" && cargo build --release --bin hearth) || die "cargo build --release failed"
+    hearth=${HEARTH_BIN:-${ROOT}/target/release/hearth}
+    mkdir -p "${dir}"
+    rc=0
+    for start in spawn blank; do
+        log "hearth bench cold --start ${start} --runs ${runs}"
+        "${hearth}" bench cold --start "${start}" --runs "${runs}" \
+            --json "${dir}/cold-${start}.json" --chart "${dir}/cold-${start}.svg" || rc=$?
+    done
+    log "hearth bench peers --runs ${runs}"
+    "${hearth}" bench peers --runs "${runs}" --json "${dir}/peers.json" --chart "${dir}/peers.svg" || rc=$?
+    log "results in ${dir}; checking for leftovers (scripts/check-leaks.sh)"
+    bash "${ROOT}/scripts/check-leaks.sh" || { log "error: leftovers found"; [[ ${rc} -ne 0 ]] || rc=1; }
+    exit "${rc}"
+    ;;
 -h | --help | "")
     usage
     [[ -n ${1:-} ]] && exit 0
@@ -121,7 +157,7 @@ pool)
     ;;
 *)
     usage
-    die "unknown benchmark '$1' (known: sandbox, invoke, api, pool)"
+    die "unknown benchmark '$1' (known: sandbox, invoke, api, pool, cold)"
     ;;
 esac
 for arg in "$@"; do

@@ -53,6 +53,12 @@ for p in "${parents[@]}"; do
   [ "$found_child" = 0 ] && note "empty parent cgroup $p"
 done
 
+# 1b. `hearth bench peers`' own parent (its containers' and bwrap's cgroups), in every
+#     hierarchy; it removes it at the end of a run.
+for d in "$CG_ROOT"/hearth-bench-peers-* "$CG_ROOT"/*/hearth-bench-peers-*; do
+  [ -d "$d" ] && leak "cgroup of hearth bench peers: $d"
+done
+
 # 2. processes that are sandbox inits or probes, wherever they are.
 for st in /proc/[0-9]*/status; do
   pid=${st#/proc/}; pid=${pid%/status}

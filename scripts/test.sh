@@ -37,6 +37,10 @@ command -v losetup >/dev/null || need+=(util-linux)
 [ -x /usr/bin/node ] || need+=(nodejs)
 command -v curl >/dev/null || need+=(curl)
 command -v setfattr >/dev/null || need+=(attr)
+# hearth bench peers runs the same cold start under crun, runc and bwrap (tests/bench.rs).
+command -v crun >/dev/null || need+=(crun)
+command -v runc >/dev/null || [ -x /usr/sbin/runc ] || need+=(runc)
+command -v bwrap >/dev/null || need+=(bubblewrap)
 # boto3 and the aws CLI for the daemon tests live in a venv of the system Python.
 /usr/bin/python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 if [ "${#need[@]}" -gt 0 ]; then

@@ -518,3 +518,105 @@ fn an_absent_daemon_is_a_clear_failure() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("cannot reach the daemon"), "{err}");
 }
+
+/// Every cgroup directory named `hearth-bench-peers-*` at the top of a hierarchy.
+fn peers_cgroups() -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut roots = vec![PathBuf::from("/sys/fs/cgroup")];
+    if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
+        roots.extend(rd.flatten().map(|e| e.path()).filter(|p| p.is_dir()));
+    }
+    for r in roots {
+        if let Ok(rd) = std::fs::read_dir(&r) {
+            out.extend(
+                rd.flatten()
+                    .filter(|e| {
+                        e.file_name()
+                            .to_string_lossy()
+                            .starts_with("hearth-bench-peers-")
+                    })
+                    .map(|e| e.path()),
+            );
+        }
+    }
+    out
+}
+
+/// `hearth bench peers`: Hearth's two rows and every installed peer measured on the same
+/// echo, the ratios to `hearth spawn`, the chart, and nothing left behind (private
+/// daemon dirs, containers' and bwrap's cgroups). Needs root and, for the peers' rows,
+/// `crun`, `runc` and `bwrap` (scripts/test.sh installs them; a missing one must be
+/// reported as missing, which is checked instead).
+#[test]
+fn peers_measures_hearth_and_each_installed_peer() {
+    if skip_unless_root() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let svg = dir.path().join("peers.svg");
+    let (v, stdout) = standalone(
+        dir.path(),
+        "peers",
+        &[
+            "peers",
+            "--runs",
+            "3",
+            "--warmup",
+            "1",
+            "--no-install",
+            "--chart",
+            svg.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(v["schema"], "hearth-bench/1", "{v:#}");
+    assert_eq!(v["mode"], "peers", "{v:#}");
+    assert_eq!(v["params"]["runs"], 3, "{v:#}");
+    let rows = v["contenders"].as_array().unwrap();
+    let names: Vec<&str> = rows.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        ["hearth spawn", "hearth blank", "crun", "runc", "bwrap"],
+        "{v:#}"
+    );
+    for r in rows {
+        let name = r["name"].as_str().unwrap();
+        let installed = match name {
+            "crun" | "runc" | "bwrap" => have(name),
+            _ => true,
+        };
+        if !installed {
+            eprintln!("note: {name} is not installed; checking that it is reported so");
+            assert!(r["error"].as_str().unwrap().contains("not found"), "{r:#}");
+            continue;
+        }
+        assert!(r["error"].is_null(), "{name} was not measured: {r:#}");
+        assert_eq!(r["ok"], 3, "{r:#}");
+        assert_eq!(r["errors"], 0, "{r:#}");
+        let l = &r["latency_ms"];
+        assert_eq!(l["n"], 3, "{r:#}");
+        let p = |k: &str| l[k].as_f64().unwrap();
+        assert!(
+            p("min") > 0.0 && p("min") <= p("p50") && p("p50") <= p("max"),
+            "{r:#}"
+        );
+        assert!(r["ratio_p50"].as_f64().unwrap() > 0.0, "{r:#}");
+        assert!(stdout.contains(name), "{stdout}");
+    }
+    assert_eq!(rows[0]["ratio_p50"], 1.0, "{v:#}");
+    // Hearth's rows really were the starts they name.
+    assert_eq!(rows[0]["start_kinds"]["spawn"], 3, "{v:#}");
+    assert!(
+        rows[1]["start_kinds"]["blank"].as_u64().unwrap() >= 1,
+        "{v:#}"
+    );
+    let chart = std::fs::read_to_string(&svg).unwrap();
+    assert!(
+        chart.starts_with("<svg") && chart.contains("hearth spawn"),
+        "{chart}"
+    );
+    assert_eq!(
+        peers_cgroups(),
+        Vec::<PathBuf>::new(),
+        "cgroups left behind"
+    );
+}

@@ -29,6 +29,10 @@
 //!   shows them idle, the daemon's RSS and the host's used memory per instance, then cold
 //!   and warm latency of `--other FUNCTION` at that density; on a private daemon (no
 //!   `--other` there) of a second built-in `provided` echo deployed for the run.
+//! * `peers`: the same cold start under Hearth (spawn and blank) and under `crun`, `runc`
+//!   and `bwrap`, interleaved, in one table with ratios to Hearth; always on a private
+//!   daemon, with its own options, table, JSON (`mode: "peers"`, a `contenders` list) and
+//!   chart ([`peers`]).
 //!
 //! Counting: an invocation is *ok* when the answer is 200 without `X-Amz-Function-Error`;
 //! 429 is a *throttle*; anything else (other statuses, function errors, a broken
@@ -76,12 +80,17 @@
 //!               "other_function", "other_cold_ms", "other_cold_start_kinds",
 //!               "other_warm_ms", "other_errors"} }
 //! ```
+//! `peers` writes the same envelope (`schema`, `mode: "peers"`, `function`, `started_at`,
+//! `machine`, `warnings`) with `params: {"runs", "warmup", "memory_mb", "pids", "tmp_mb",
+//! "payload_bytes", "peers"}` and `contenders: [{"name", "version", "note", "error",
+//! "ok", "errors", "first_error", "latency_ms", "ratio_p50", "ratio_p99",
+//! "start_kinds"}, …]`: `hearth spawn` first (the base of the ratios), `error` set when a
+//! contender was not measured, `start_kinds` on Hearth's rows only.
 //! `start_kinds` lists only kinds seen. Warm-up invocations are not in any figure.
 //! Fields are only ever added to `hearth-bench/1`; a file of another schema is refused by
 //! `--compare`.
 //!
-//! Does not (yet, issue 6): peers side by side (`crun`, `runc`, `bwrap`: still
-//! `scripts/bench.sh sandbox`), `--start` for the density's other function.
+//! Does not: `--start` for the density's other function, or `--compare` for `peers`.
 //! Limits: the daemon's Unix socket only (no SigV4/TCP); burst and density use one thread
 //! per invocation (up to 4,096, and the daemon accepts 1,024 connections); on a private
 //! daemon the density's other function is always the built-in `provided` echo (`--other

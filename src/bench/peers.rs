@@ -1350,7 +1350,7 @@ impl PeersReport {
             chart
                 .configure_mesh()
                 .label_style(("sans-serif", 13))
-                .x_desc("cold start, fork to answer (ms; axis to the largest p99)")
+                .x_desc("cold start in ms: Invoke (Hearth) or fork (peers) to the answer; axis to the largest p99")
                 .y_desc("fraction of runs")
                 .draw()?;
             for (i, (name, points)) in series.into_iter().enumerate() {
