@@ -15,7 +15,8 @@
 //! are read (the Runtime API never chunks `/next`). On any protocol surprise it prints why
 //! and exits 1, as a runtime should. An event containing `"sleep_ms": N` is answered after
 //! N ms (a substring match, no JSON parser): `hearth bench density` holds instances busy
-//! that way. Std only; the same protocol as `tests/echo/echo.rs` (`hearth-echo`).
+//! that way. Std and `thiserror` only: `tests/echo/echo.rs` (`hearth-echo`, built statically)
+//! compiles this file in as its whole loop.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
