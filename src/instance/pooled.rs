@@ -191,15 +191,34 @@ impl Instance {
     /// a warm start until the hand-over), sandbox (until the bootstrap's `execve`), init
     /// (until the runtime took the event), handler (until the outcome was taken), delivery.
     /// A warm invocation has no sandbox or init phase. They add up to the whole.
-    pub fn phases(&self, cold: bool, received_ns: u64, ended_ns: u64, answered_ns: u64) -> Phases {
+    pub fn phases(
+        &mut self,
+        cold: bool,
+        received_ns: u64,
+        ended_ns: u64,
+        answered_ns: u64,
+    ) -> Phases {
         let us = |a: u64, b: u64| b.saturating_sub(a) as f64 / 1000.0;
+        // init stamps the exec after the fact and reports it on its channel, which the
+        // loop may not have read yet when the runtime was quick to answer.
+        if cold && self.sandbox.timeline.child[crate::sandbox::sync::stamp::EXECED] == 0 {
+            self.sandbox.read_reports();
+        }
         let t = &self.sandbox.timeline;
         let sandbox_start = if t.assign_start != 0 {
             t.assign_start
         } else {
             t.start
         };
-        let exec = t.child[crate::sandbox::sync::stamp::EXECED];
+        // init stamps the exec when it sees the command's close-on-exec pipe close; on a
+        // busy host it may see that only after the runtime already took the event. Then
+        // the command's fork stamp (just before its `execve`) stands for the exec.
+        let exec = match t.child[crate::sandbox::sync::stamp::EXECED] {
+            e if e > self.handover_ns.max(self.init_done_ns) => {
+                t.child[crate::sandbox::sync::stamp::FORKED]
+            }
+            e => e,
+        };
         // A cold start's event is queued at assignment and reaches the runtime at its first
         // `/next`: the later of the two is the hand-over.
         let handover = self.handover_ns.max(self.init_done_ns).max(received_ns);
