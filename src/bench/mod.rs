@@ -9,7 +9,8 @@
 //! the private daemon with `--standalone`). See [`standalone`].
 //! Output (every mode): the table; `--json FILE`; `--chart FILE.svg` ([`chart`]);
 //! `--compare OLD.json` ([`compare`]); warnings on stderr when the host was noisy
-//! ([`noise`]); a progress line while running when stderr is a terminal ([`progress`]).
+//! ([`noise`]); progress on stderr while running: a line redrawn on a terminal, a plain line
+//! every 10 s otherwise ([`progress`]).
 //!
 //! Modes:
 //! * `warm`: `--clients N` threads, each with one keep-alive connection, invoke in a loop

@@ -1,9 +1,9 @@
-//! A plain progress line on stderr while a benchmark runs, only when stderr is a
-//! terminal (nothing at all otherwise: logs and pipes stay clean).
+//! Progress on stderr while a benchmark runs: on a terminal one line redrawn every
+//! [`TICK`] and erased at the end; otherwise (a log, a pipe) a plain line every
+//! [`PLAIN_TICK`], so a run shorter than that prints nothing.
 //!
-//! The client threads count answered invocations in [`COMPLETED`] (only while a progress
-//! line is shown: one relaxed load per invocation otherwise); a ticker thread redraws the
-//! line every [`TICK`] and erases it when the guard is dropped.
+//! The client threads count answered invocations in [`COMPLETED`] (one relaxed load per
+//! invocation when no ticker runs); a ticker thread writes the lines.
 //!
 //! Does not: draw bars or colours, or know about throttles and errors (the table does).
 
@@ -12,8 +12,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// How often the line is redrawn.
+/// How often the line is redrawn on a terminal.
 pub const TICK: Duration = Duration::from_millis(200);
+/// How often a plain line is written when stderr is not a terminal.
+pub const PLAIN_TICK: Duration = Duration::from_secs(10);
 
 /// Invocations answered since the progress line was started.
 pub static COMPLETED: AtomicU64 = AtomicU64::new(0);
@@ -52,17 +54,14 @@ pub fn line(
 pub struct Progress {
     stop: Option<Arc<AtomicBool>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// Whether the line is redrawn in place (and erased at the end).
+    terminal: bool,
 }
 
 impl Progress {
-    /// Starts a ticker when stderr is a terminal; otherwise a no-op guard.
+    /// Starts the ticker (a redrawn line on a terminal, plain lines otherwise).
     pub fn start(mode: &'static str, total: Option<u64>, duration: Option<f64>) -> Progress {
-        if !std::io::stderr().is_terminal() {
-            return Progress {
-                stop: None,
-                thread: None,
-            };
-        }
+        let terminal = std::io::stderr().is_terminal();
         COMPLETED.store(0, Ordering::Relaxed);
         ON.store(true, Ordering::Relaxed);
         let stop = Arc::new(AtomicBool::new(false));
@@ -71,7 +70,16 @@ impl Progress {
         let thread = std::thread::Builder::new()
             .name("bench-progress".into())
             .spawn(move || {
+                let mut next_plain = PLAIN_TICK;
                 while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(TICK);
+                    if flag.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    if !terminal && started.elapsed() < next_plain {
+                        continue;
+                    }
+                    next_plain += PLAIN_TICK;
                     let l = line(
                         mode,
                         COMPLETED.load(Ordering::Relaxed),
@@ -80,16 +88,19 @@ impl Progress {
                         started.elapsed().as_secs_f64(),
                     );
                     let mut err = std::io::stderr().lock();
-                    let _ = write!(err, "\r\x1b[K{l}");
+                    let _ = if terminal {
+                        write!(err, "\r\x1b[K{l}")
+                    } else {
+                        writeln!(err, "{l}")
+                    };
                     let _ = err.flush();
-                    drop(err);
-                    std::thread::sleep(TICK);
                 }
             })
             .ok();
         Progress {
             stop: Some(stop),
             thread,
+            terminal,
         }
     }
 }
@@ -102,9 +113,11 @@ impl Drop for Progress {
             if let Some(t) = self.thread.take() {
                 let _ = t.join();
             }
-            let mut err = std::io::stderr().lock();
-            let _ = write!(err, "\r\x1b[K");
-            let _ = err.flush();
+            if self.terminal {
+                let mut err = std::io::stderr().lock();
+                let _ = write!(err, "\r\x1b[K");
+                let _ = err.flush();
+            }
         }
     }
 }
