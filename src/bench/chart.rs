@@ -69,7 +69,8 @@ pub fn render(report: &Report) -> Result<String, Box<dyn Error>> {
     Ok(svg)
 }
 
-type Area<'a, 'b> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
+/// A drawing area of an SVG chart.
+pub type Area<'a, 'b> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
 
 fn draw_cdf(area: &Area<'_, '_>, report: &Report) -> Result<(), Box<dyn Error>> {
     let points = cdf_points(&report.latencies_ns);
@@ -80,6 +81,27 @@ fn draw_cdf(area: &Area<'_, '_>, report: &Report) -> Result<(), Box<dyn Error>> 
         report.function,
         report.latencies_ns.len()
     );
+    let series = [(report.mode.to_string(), points)];
+    draw_cdfs(
+        area,
+        &title,
+        "end-to-end latency (ms)",
+        "fraction of invocations",
+        &series,
+        x_max,
+    )
+}
+
+/// Draws one CDF line per `(name, points)` of `series` (in `Palette99`'s colours, the
+/// first blue) on `area`, with the x axis from 0 to `x_max` ms (points beyond are cut).
+pub fn draw_cdfs(
+    area: &Area<'_, '_>,
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    series: &[(String, Vec<(f64, f64)>)],
+    x_max: f64,
+) -> Result<(), Box<dyn Error>> {
     let mut chart = ChartBuilder::on(area)
         .caption(title, ("sans-serif", 20))
         .margin(12)
@@ -89,14 +111,31 @@ fn draw_cdf(area: &Area<'_, '_>, report: &Report) -> Result<(), Box<dyn Error>> 
     chart
         .configure_mesh()
         .label_style(("sans-serif", 13))
-        .x_desc("end-to-end latency (ms)")
-        .y_desc("fraction of invocations")
+        .x_desc(x_desc)
+        .y_desc(y_desc)
         .draw()?;
-    if !points.is_empty() {
+    let mut drawn = 0;
+    for (i, (name, points)) in series.iter().enumerate() {
+        if points.is_empty() {
+            continue;
+        }
+        let color = if i == 0 {
+            BLUE.to_rgba()
+        } else {
+            Palette99::pick(i).to_rgba()
+        };
         chart
-            .draw_series(LineSeries::new(points, BLUE.stroke_width(2)))?
-            .label(report.mode)
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2)));
+            .draw_series(LineSeries::new(
+                points.iter().copied().filter(|p| p.0 <= x_max),
+                color.stroke_width(2),
+            ))?
+            .label(name.as_str())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+        drawn += 1;
+    }
+    if drawn > 0 {
         chart
             .configure_series_labels()
             .position(SeriesLabelPosition::LowerRight)

@@ -7,8 +7,8 @@
 //! * Hearth (`hearth spawn`, `hearth blank`): an Invoke of a private daemon's temporary
 //!   function with `X-Hearth-Start: spawn|blank`, timed by the client from the request
 //!   to the end of the answer (the `cold` mode's figure);
-//! * a peer: from `fork` of the peer's command (`crun run`, `runc run`, `bwrap`) to the
-//!   moment this process — serving the Runtime API itself on a Unix socket bind-mounted
+//! * a peer: from `fork` of the peer's command (`crun run`, `runc run`; for `bwrap`
+//!   from the creation of the cgroup this process makes for it) to the moment this process — serving the Runtime API itself on a Unix socket bind-mounted
 //!   into the container — has read the echo's `POST …/response`. The peer's own start-up
 //!   (a Go binary for runc) is part of its cold start, as `hearth`'s daemon is already
 //!   running for Hearth's rows.
@@ -775,6 +775,10 @@ impl Peers<'_> {
         let mut setup = crate::sys::process::PeerChildSetup::default();
         let mut bwrap_cg: Option<SandboxCgroup> = None;
         let mut keep_open = Vec::new();
+        // bwrap's cgroup is made here, inside the timed span: crun, runc and Hearth make
+        // theirs within their cold starts too. Writing an OCI bundle is not timed (it is
+        // the deployment, as CreateFunction is for Hearth).
+        let mut t0 = Instant::now();
         let mut cmd = match c {
             Contender::Oci {
                 exe,
@@ -788,6 +792,7 @@ impl Peers<'_> {
                 std::fs::write(&tmp, cfg.to_string()).map_err(|e| format!("config.json: {e}"))?;
                 std::fs::rename(&tmp, bundle.join("config.json"))
                     .map_err(|e| format!("config.json: {e}"))?;
+                t0 = Instant::now();
                 if *hide {
                     setup.hide = Some((
                         CString::new(self.ws.dir.join("empty").as_os_str().as_encoded_bytes())
@@ -856,7 +861,6 @@ impl Peers<'_> {
                 "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
             );
         crate::sys::process::set_peer_child_setup(&mut cmd, setup);
-        let t0 = Instant::now();
         let spawned = cmd.spawn();
         drop(keep_open);
         let result = match spawned {
@@ -1314,15 +1318,10 @@ impl PeersReport {
     /// Every measured contender's latency CDF in one SVG chart.
     pub fn write_chart(&self, path: &Path) -> Result<(), BenchError> {
         use plotters::prelude::*;
-        let err = |detail: String| BenchError::Chart {
-            path: path.to_path_buf(),
-            detail,
-        };
-        let series: Vec<(&str, Vec<(f64, f64)>)> = self
+        let series: Vec<(String, Vec<(f64, f64)>)> = self
             .contenders
             .iter()
-            .filter(|r| !r.samples_ns.is_empty())
-            .map(|r| (r.name.as_str(), super::chart::cdf_points(&r.samples_ns)))
+            .map(|r| (r.name.clone(), super::chart::cdf_points(&r.samples_ns)))
             .collect();
         // The x axis up to the largest p99, so one slow outlier does not squash the rest.
         let x_max = self
@@ -1331,50 +1330,29 @@ impl PeersReport {
             .filter_map(|r| r.latency_ms.map(|l| l.p99))
             .fold(0.001f64, f64::max)
             * 1.1;
+        let title = format!(
+            "hearth bench peers: cold start latency CDF ({} MB)",
+            self.params["memory_mb"]
+        );
         let mut svg = String::new();
         let drawn = (|| -> Result<(), Box<dyn std::error::Error>> {
             let root = SVGBackend::with_string(&mut svg, (960, 540)).into_drawing_area();
             root.fill(&WHITE)?;
-            let mut chart = ChartBuilder::on(&root)
-                .caption(
-                    format!(
-                        "hearth bench peers: cold start latency CDF ({} MB)",
-                        self.params["memory_mb"]
-                    ),
-                    ("sans-serif", 20),
-                )
-                .margin(12)
-                .x_label_area_size(40)
-                .y_label_area_size(56)
-                .build_cartesian_2d(0f64..x_max, 0f64..1f64)?;
-            chart
-                .configure_mesh()
-                .label_style(("sans-serif", 13))
-                .x_desc("cold start in ms: Invoke (Hearth) or fork (peers) to the answer; axis to the largest p99")
-                .y_desc("fraction of runs")
-                .draw()?;
-            for (i, (name, points)) in series.into_iter().enumerate() {
-                let color = Palette99::pick(i).to_rgba();
-                chart
-                    .draw_series(LineSeries::new(
-                        points.into_iter().filter(|p| p.0 <= x_max),
-                        color.stroke_width(2),
-                    ))?
-                    .label(name)
-                    .legend(move |(x, y)| {
-                        PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-                    });
-            }
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::LowerRight)
-                .background_style(WHITE.mix(0.8))
-                .border_style(BLACK)
-                .draw()?;
+            super::chart::draw_cdfs(
+                &root,
+                &title,
+                "cold start in ms: Invoke (Hearth) or fork (peers) to the answer; axis to the largest p99",
+                "fraction of runs",
+                &series,
+                x_max,
+            )?;
             root.present()?;
             Ok(())
         })();
-        drawn.map_err(|e| err(e.to_string()))?;
+        drawn.map_err(|e| BenchError::Chart {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        })?;
         std::fs::write(path, svg).map_err(|source| BenchError::Write {
             path: path.to_path_buf(),
             source,
