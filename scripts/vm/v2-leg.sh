@@ -7,7 +7,9 @@
 #   the tests whose names contain F1 or F2; default: isolation limits cleanup cli
 #   transport invoke clients daemon, and the warm pool's cgroup-facing tests (freeze,
 #   expiry, kill, blank sandboxes, provisioned, warm reuse; the 200-wide and
-#   eviction tests stay on the host: under emulation they only measure the emulator).
+#   eviction tests stay on the host: under emulation they only measure the emulator),
+#   and `hearth bench peers` (crun, runc and bwrap without the hybrid-host workaround,
+#   bwrap's cgroup through the v2 driver).
 #   The library's unit tests whose names contain "cgroup" always run too.
 # env:  HEARTH_PROBE  the static probe (built here as scripts/test.sh does when unset);
 #       every HEARTH_*, RUST_* and CARGO_* variable reaches the tests in the guest.
@@ -68,7 +70,8 @@ if [[ ${1:-} == --timeout ]]; then
 fi
 tests=("$@")
 [[ ${#tests[@]} -gt 0 ]] || tests=(isolation limits cleanup cli transport invoke clients daemon
-    pool:warm_instance_is_reused,frozen_idle,idle_instance_expires,killed_mid,provisioned,blank_sandbox)
+    pool:warm_instance_is_reused,frozen_idle,idle_instance_expires,killed_mid,provisioned,blank_sandbox
+    bench:peers)
 
 if [[ -z ${HEARTH_PROBE:-} ]]; then
     triple=$(rustc -vV | sed -n 's/^host: //p')
