@@ -539,19 +539,31 @@ fn peers_cgroups() -> Vec<PathBuf> {
             );
         }
     }
+    out.sort();
     out
 }
 
+/// Whether `hearth bench peers` would find `cmd`: on `$PATH` or in the sbin dirs (runc
+/// lives in /usr/sbin).
+fn peer_installed(cmd: &str) -> bool {
+    have(cmd)
+        || ["/usr/local/sbin", "/usr/sbin", "/sbin"]
+            .iter()
+            .any(|d| Path::new(d).join(cmd).is_file())
+}
+
 /// `hearth bench peers`: Hearth's two rows and every installed peer measured on the same
-/// echo, the ratios to `hearth spawn`, the chart, and nothing left behind (private
-/// daemon dirs, containers' and bwrap's cgroups). Needs root and, for the peers' rows,
-/// `crun`, `runc` and `bwrap` (scripts/test.sh installs them; a missing one must be
-/// reported as missing, which is checked instead).
+/// echo (each peer's running echo checked: uid, no_new_privs, seccomp, capabilities,
+/// namespaces, memory limit), the ratios to `hearth spawn`, the chart, and nothing left
+/// behind (private daemon dirs, containers' and bwrap's cgroups). Needs root and, for the
+/// peers' rows, `crun`, `runc` and `bwrap` (scripts/test.sh installs them; a missing one
+/// must be reported as missing, which is checked instead).
 #[test]
 fn peers_measures_hearth_and_each_installed_peer() {
     if skip_unless_root() {
         return;
     }
+    let before = peers_cgroups();
     let dir = tempfile::tempdir().unwrap();
     let svg = dir.path().join("peers.svg");
     let (v, stdout) = standalone(
@@ -580,13 +592,11 @@ fn peers_measures_hearth_and_each_installed_peer() {
     );
     for r in rows {
         let name = r["name"].as_str().unwrap();
-        let installed = match name {
-            "crun" | "runc" | "bwrap" => have(name),
-            _ => true,
-        };
-        if !installed {
+        let peer = matches!(name, "crun" | "runc" | "bwrap");
+        if peer && !peer_installed(name) {
             eprintln!("note: {name} is not installed; checking that it is reported so");
-            assert!(r["error"].as_str().unwrap().contains("not found"), "{r:#}");
+            let error = r["error"].as_str().unwrap_or_default();
+            assert!(error.contains("not found"), "{r:#}");
             continue;
         }
         assert!(r["error"].is_null(), "{name} was not measured: {r:#}");
@@ -599,24 +609,37 @@ fn peers_measures_hearth_and_each_installed_peer() {
             p("min") > 0.0 && p("min") <= p("p50") && p("p50") <= p("max"),
             "{r:#}"
         );
-        assert!(r["ratio_p50"].as_f64().unwrap() > 0.0, "{r:#}");
+        let ratio = r["ratio_p50"].as_f64().unwrap();
+        assert!(
+            (ratio - p("p50") / rows[0]["latency_ms"]["p50"].as_f64().unwrap()).abs() < 1e-9,
+            "{r:#}"
+        );
         assert!(stdout.contains(name), "{stdout}");
+        if peer {
+            let checked = r["checked"].as_str().unwrap_or_default();
+            let uid = if name == "bwrap" { "uid 0" } else { "uid 993" };
+            for want in [
+                uid,
+                "no_new_privs",
+                "seccomp",
+                "6 new namespaces",
+                "memory limit 1769 MB",
+            ] {
+                assert!(
+                    checked.contains(want),
+                    "{name}: {want:?} not in {checked:?}"
+                );
+            }
+        }
     }
-    assert_eq!(rows[0]["ratio_p50"], 1.0, "{v:#}");
-    // Hearth's rows really were the starts they name.
+    // Hearth's rows really were the starts they name (the daemon is quiet, its blank pool
+    // full, before every run).
     assert_eq!(rows[0]["start_kinds"]["spawn"], 3, "{v:#}");
-    assert!(
-        rows[1]["start_kinds"]["blank"].as_u64().unwrap() >= 1,
-        "{v:#}"
-    );
+    assert_eq!(rows[1]["start_kinds"]["blank"], 3, "{v:#}");
     let chart = std::fs::read_to_string(&svg).unwrap();
     assert!(
         chart.starts_with("<svg") && chart.contains("hearth spawn"),
         "{chart}"
     );
-    assert_eq!(
-        peers_cgroups(),
-        Vec::<PathBuf>::new(),
-        "cgroups left behind"
-    );
+    assert_eq!(peers_cgroups(), before, "cgroups of the run left behind");
 }

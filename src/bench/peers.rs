@@ -7,34 +7,46 @@
 //! * Hearth (`hearth spawn`, `hearth blank`): an Invoke of a private daemon's temporary
 //!   function with `X-Hearth-Start: spawn|blank`, timed by the client from the request
 //!   to the end of the answer (the `cold` mode's figure);
-//! * a peer: from `fork` of the peer's command (`crun run`, `runc run`; for `bwrap`
-//!   from the creation of the cgroup this process makes for it) to the moment this process — serving the Runtime API itself on a Unix socket bind-mounted
-//!   into the container — has read the echo's `POST …/response`. The peer's own start-up
-//!   (a Go binary for runc) is part of its cold start, as `hearth`'s daemon is already
-//!   running for Hearth's rows.
+//! * a peer: from `fork` of the peer's command (`crun run`, `runc run`; for `bwrap` from
+//!   the creation of the cgroup this process makes for it) to the moment this process —
+//!   serving the Runtime API itself on a Unix socket bind-mounted into the container —
+//!   has read the echo's `POST …/response`. The peer's own start-up (a Go binary for
+//!   runc) is part of its cold start, as `hearth`'s daemon is already running for
+//!   Hearth's rows.
 //!
 //! Same conditions for all: the host's `/usr`, `/lib*`, `/bin`, `/sbin` read-only as the
-//! root; a read-only root; `/var/task` read-only; `/tmp` a 512 MB tmpfs; new pid, mount,
-//! network, ipc, uts and cgroup namespaces; no capabilities, `no_new_privs`; the memory
-//! limit of `--memory` without swap, 1,024 pids and Lambda's CPU share for that memory
-//! (a cgroup this process makes for bwrap, which has none of its own); Hearth's seccomp
-//! policy (bwrap gets Hearth's two compiled BPF programs as they are; crun and runc an
-//! OCI profile translated from the same policy, see [`oci_seccomp`]). The echo talks to
-//! the Runtime API over a Unix socket in every row (Hearth offers one in each sandbox).
-//! Differences that remain are in the table's notes: uid (bwrap runs the echo as uid 0
-//! without capabilities: it cannot change uid without a user namespace), and crun on a
-//! hybrid-cgroup host runs in a private mount namespace that hides
-//! `/sys/fs/cgroup/unified/cgroup.controllers` (crun 1.8 refuses hybrid hosts).
+//! root; a read-only root and `/sys`; `/var/task` read-only; a 512 MB `/tmp`; new pid,
+//! mount, network, ipc, uts and cgroup namespaces; no capabilities, `no_new_privs`; the
+//! memory limit of `--memory` without swap, 1,024 pids and Lambda's CPU share for that
+//! memory (a cgroup this process makes for bwrap, which has none of its own); Hearth's
+//! seccomp policy (bwrap gets Hearth's two compiled BPF programs as they are; crun and
+//! runc an OCI profile translated from the same policy, see [`oci_seccomp`]). The echo
+//! talks to the Runtime API over a Unix socket in every row (Hearth offers one in each
+//! sandbox). The first run of each peer checks these in its running echo ([`verify`]:
+//! uid, `no_new_privs`, seccomp, capabilities, namespaces, memory limit) and reports
+//! what it found. Differences that remain are in the table's notes: Hearth's spawned
+//! `/tmp` is an ext4 image on a loop device made within the cold start, the peers' a
+//! tmpfs; bwrap runs the echo as uid 0 with a full capability bounding set (it cannot
+//! change uid without a user namespace) and has no masked `/proc` paths; libseccomp
+//! compares 64 bits where Hearth's policy compares 32; on a hybrid-cgroup host crun runs
+//! in a private mount namespace that hides `/sys/fs/cgroup/unified/cgroup.controllers`
+//! (crun 1.8 refuses hybrid hosts).
 //!
-//! Interleaving: round `i` runs every contender once, starting with contender `i mod n`,
-//! so that machine noise falls on all alike. A contender whose first (sanity) run fails
-//! is left out of the rounds and its row says why. Missing peers are installed with
-//! `apt-get` (packages `crun`, `runc`, `bubblewrap`) unless `--no-install`.
+//! Interleaving: every round runs each contender once, in an order shuffled per round
+//! (seeded from the clock; the seed is in the report), so that machine noise and the
+//! after-effects of one contender fall on all alike. After each Hearth run the bench
+//! waits (bounded by [`QUIET_BOUND`]) until the daemon is quiet — the sandbox destroyed,
+//! the blank pool full again — so that Hearth's asynchronous clean-up never lands in
+//! another contender's run (a peer's clean-up is synchronous: its command has exited).
+//! A contender whose first run fails is left out of the rounds and its row says why.
+//! Missing peers are installed with `apt-get` (packages `crun`, `runc`, `bubblewrap`)
+//! unless `--no-install`.
 //!
-//! Clean-up (also when a run fails): every container is waited for (and `kill`ed /
-//! `delete -f`d when it outlives its run by [`STOP_BOUND`]); the cgroups under
-//! `hearth-bench-peers-<pid>` in every hierarchy, the temporary dir and the private
-//! daemon are removed.
+//! Clean-up (also when a run fails, and first thing on SIGINT/SIGTERM/SIGHUP, after the
+//! run in progress): every container is waited for (and `kill`ed / `delete -f`d at once
+//! when its run failed, or when it outlives its answer by [`STOP_BOUND`]); the cgroups
+//! under `hearth-bench-peers-<pid>` in every hierarchy, the temporary dir and the
+//! private daemon are removed.
 //!
 //! Does not: measure Python or Node (the built-in echo of `provided` only), or run
 //! without root.
@@ -46,6 +58,8 @@ use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
@@ -153,6 +167,8 @@ pub struct Row {
     /// Hearth rows: the start kinds the daemon reported.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub start_kinds: Option<std::collections::BTreeMap<&'static str, u64>>,
+    /// Peers: what the first run found in the running echo (see [`verify`]).
+    pub checked: Option<String>,
     #[serde(skip)]
     pub samples_ns: Vec<u64>,
 }
@@ -297,6 +313,14 @@ pub fn oci_seccomp(policy: &Value) -> Result<(Value, usize), String> {
             .cloned()
             .ok_or_else(|| format!("the policy has no {name:?} filter"))
     };
+    // `{"errno": N}` of a filter's action, as the policy says it.
+    let errno = |filter: &str, key: &str| {
+        policy[filter][key]["errno"]
+            .as_u64()
+            .ok_or_else(|| format!("the policy's {filter:?} filter has no {key} errno"))
+    };
+    let default_errno = errno("main", "mismatch_action")?;
+    let enosys_errno = errno("enosys", "match_action")?;
     let mut dropped = 0;
     let mut syscalls = Vec::new();
     for rule in filter("main")? {
@@ -346,12 +370,13 @@ pub fn oci_seccomp(policy: &Value) -> Result<(Value, usize), String> {
     }
     for rule in filter("enosys")? {
         let name = rule["syscall"].as_str().ok_or("a rule without syscall")?;
-        syscalls.push(json!({"names": [name], "action": "SCMP_ACT_ERRNO", "errnoRet": 38}));
+        syscalls
+            .push(json!({"names": [name], "action": "SCMP_ACT_ERRNO", "errnoRet": enosys_errno}));
     }
     Ok((
         json!({
             "defaultAction": "SCMP_ACT_ERRNO",
-            "defaultErrnoRet": 1,
+            "defaultErrnoRet": default_errno,
             "architectures": [arch],
             "syscalls": syscalls,
         }),
@@ -481,6 +506,11 @@ impl Workspace {
             json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
                    "options": ["nosuid", "nodev", "mode=1777", format!("size={}m", TMP_MB)]}),
         ];
+        // A read-only sysfs, as Hearth mounts one (its masked paths are in `maskedPaths`).
+        mounts.push(
+            json!({"destination": "/sys", "type": "sysfs", "source": "sysfs",
+                           "options": ["nosuid", "noexec", "nodev", "ro"]}),
+        );
         for p in BASE_PATHS {
             if Path::new(p).is_dir() && std::fs::read_link(p).is_err() {
                 mounts.push(json!({"destination": p, "type": "bind", "source": p,
@@ -572,6 +602,11 @@ impl Workspace {
             "/etc".into(),
             "--proc".into(),
             "/proc".into(),
+            "--ro-bind".into(),
+            "/sys".into(),
+            "/sys".into(),
+            "--hostname".into(),
+            "sandbox".into(),
             "--dev".into(),
             "/dev".into(),
             "--size".into(),
@@ -614,21 +649,158 @@ enum Contender {
     },
 }
 
-/// The Runtime API for one peer run on `listener`: hands `event` to the first
-/// connection's `/next`, reads the response and returns when it has it (the end of the
-/// cold start). The connection is closed on return, which ends the echo.
+/// What the first (untimed) run of a peer checks in its running echo.
+#[derive(Debug, Clone, Copy)]
+struct Expect {
+    uid: u32,
+    memory_bytes: u64,
+    /// Whether the capability bounding set must be empty too (bwrap, run as root without
+    /// a user namespace, drops the others but keeps it).
+    no_bounding: bool,
+}
+
+/// Checks the process `pid` (the echo, seen through `SO_PEERCRED`) against `e` and the
+/// conditions every contender shares: uid, `no_new_privs`, a seccomp filter, no
+/// capabilities, new namespaces of all six kinds, the memory limit of its cgroup.
+/// Returns a one-line summary, or what does not hold.
+fn verify(pid: i32, e: Expect) -> Result<String, String> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .map_err(|err| format!("reading /proc/{pid}/status: {err}"))?;
+    let field = |k: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(k).and_then(|r| r.strip_prefix(':')))
+            .map(str::trim)
+            .unwrap_or("")
+    };
+    let uid = field("Uid");
+    if uid.split_whitespace().any(|u| u != e.uid.to_string()) {
+        return Err(format!("the echo runs as uid {uid:?}, expected {}", e.uid));
+    }
+    if field("NoNewPrivs") != "1" {
+        return Err("the echo runs without no_new_privs".into());
+    }
+    if field("Seccomp") != "2" {
+        return Err(format!(
+            "the echo has seccomp mode {:?}, expected 2 (filter)",
+            field("Seccomp")
+        ));
+    }
+    let filters = field("Seccomp_filters");
+    for cap in ["CapPrm", "CapEff", "CapInh", "CapAmb", "CapBnd"] {
+        if cap == "CapBnd" && !e.no_bounding {
+            continue;
+        }
+        if u64::from_str_radix(field(cap), 16) != Ok(0) {
+            return Err(format!("the echo has capabilities: {cap} {}", field(cap)));
+        }
+    }
+    for ns in ["pid", "mnt", "net", "ipc", "uts", "cgroup"] {
+        let theirs = std::fs::read_link(format!("/proc/{pid}/ns/{ns}"));
+        let ours = std::fs::read_link(format!("/proc/self/ns/{ns}"));
+        match (theirs, ours) {
+            (Ok(t), Ok(o)) if t != o => {}
+            (Ok(_), Ok(_)) => return Err(format!("the echo shares the host's {ns} namespace")),
+            (Err(err), _) | (_, Err(err)) => {
+                return Err(format!("reading its {ns} namespace: {err}"))
+            }
+        }
+    }
+    let limit = memory_limit(pid)?;
+    if limit != e.memory_bytes {
+        return Err(format!(
+            "the echo's memory limit is {limit} bytes, expected {}",
+            e.memory_bytes
+        ));
+    }
+    Ok(format!(
+        "checked in the running echo: uid {}, no_new_privs, {filters} seccomp filter(s), no capabilities{}, 6 new namespaces, memory limit {} MB",
+        e.uid,
+        if e.no_bounding { "" } else { " (bounding set kept)" },
+        limit >> 20
+    ))
+}
+
+/// The memory limit of `pid`'s cgroup (v2 `memory.max`, or v1 `memory.limit_in_bytes`).
+fn memory_limit(pid: i32) -> Result<u64, String> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .map_err(|err| format!("reading /proc/{pid}/cgroup: {err}"))?;
+    let mounts = cgroup_mounts();
+    for line in text.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (Some(_), Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        let file = if controllers.split(',').any(|c| c == "memory") {
+            mounts
+                .iter()
+                .find(|(m, v2)| {
+                    !v2 && m
+                        .file_name()
+                        .is_some_and(|n| n.to_string_lossy().split(',').any(|c| c == "memory"))
+                })
+                .map(|(m, _)| {
+                    m.join(path.trim_start_matches('/'))
+                        .join("memory.limit_in_bytes")
+                })
+        } else if controllers.is_empty()
+            && mounts
+                .iter()
+                .any(|(m, v2)| *v2 && m == Path::new("/sys/fs/cgroup"))
+        {
+            Some(
+                Path::new("/sys/fs/cgroup")
+                    .join(path.trim_start_matches('/'))
+                    .join("memory.max"),
+            )
+        } else {
+            None
+        };
+        if let Some(file) = file {
+            let v = std::fs::read_to_string(&file)
+                .map_err(|err| format!("reading {}: {err}", file.display()))?;
+            return v
+                .trim()
+                .parse()
+                .map_err(|_| format!("{}: {:?} is not a limit", file.display(), v.trim()));
+        }
+    }
+    Err(format!("no memory cgroup in /proc/{pid}/cgroup"))
+}
+
+/// Accepts and drops connections still queued on the listener (a late echo of a failed
+/// run), so that the next run talks to its own echo.
+fn drain_stale(listener: &UnixListener) -> usize {
+    let mut n = 0;
+    while listener.accept().is_ok() {
+        n += 1;
+    }
+    n
+}
+
+/// The Runtime API for one peer run on `listener` (non-blocking): hands `event` to the
+/// first connection's `/next`, reads the response, and returns when it had it (the end of
+/// the cold start), with the result of [`verify`] when `check` is given (the first run;
+/// done while the echo waits for its event, outside the timed span of later runs). The
+/// connection is closed on return, which ends the echo.
 fn serve_one(
     listener: &UnixListener,
     child: &mut Child,
     id: &str,
     event: &[u8],
-) -> Result<(), String> {
+    check: Option<Expect>,
+) -> Result<(Instant, Option<String>), String> {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     let started = Instant::now();
-    loop {
+    let stream = loop {
         let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
         match poll(&mut fds, PollTimeout::from(100u8)) {
-            Ok(n) if n > 0 => break,
+            Ok(n) if n > 0 => match listener.accept() {
+                Ok((stream, _)) => break stream,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(format!("accept: {e}")),
+            },
             Ok(_) | Err(nix::errno::Errno::EINTR) => {}
             Err(e) => return Err(format!("poll: {e}")),
         }
@@ -641,17 +813,20 @@ fn serve_one(
                 STOP_BOUND.as_secs()
             ));
         }
-    }
-    let (stream, _) = listener.accept().map_err(|e| format!("accept: {e}"))?;
-    stream
-        .set_read_timeout(Some(STOP_BOUND))
-        .map_err(|e| format!("socket: {e}"))?;
-    let mut writer = stream.try_clone().map_err(|e| format!("socket: {e}"))?;
+    };
+    let socket = |e: std::io::Error| format!("socket: {e}");
+    stream.set_nonblocking(false).map_err(socket)?;
+    stream.set_read_timeout(Some(STOP_BOUND)).map_err(socket)?;
+    stream.set_write_timeout(Some(STOP_BOUND)).map_err(socket)?;
+    let peer = nix::sys::socket::getsockopt(&stream, nix::sys::socket::sockopt::PeerCredentials)
+        .map_err(|e| format!("SO_PEERCRED: {e}"))?;
+    let mut writer = stream.try_clone().map_err(socket)?;
     let mut reader = BufReader::new(stream);
     let (line, _) = read_request(&mut reader)?;
     if !line.starts_with("GET /2018-06-01/runtime/invocation/next ") {
         return Err(format!("expected GET …/invocation/next, got {line:?}"));
     }
+    let checked = check.map(|e| verify(peer.pid(), e)).transpose()?;
     let deadline_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis())
@@ -666,6 +841,8 @@ fn serve_one(
         .write_all(&head)
         .map_err(|e| format!("answering /next: {e}"))?;
     let (line, body) = read_request(&mut reader)?;
+    // The end of the cold start: the platform has the answer.
+    let answered = Instant::now();
     if line != format!("POST /2018-06-01/runtime/invocation/{id}/response HTTP/1.1") {
         return Err(format!("expected POST …/{id}/response, got {line:?}"));
     }
@@ -675,13 +852,12 @@ fn serve_one(
             String::from_utf8_lossy(&body[..body.len().min(200)])
         ));
     }
-    // The end of the cold start: the platform has the answer. The 202 is still sent so
-    // that the echo sees a well-formed exchange before its next /next finds the socket
-    // closed.
+    // The 202 is still sent, so that the echo sees a well-formed exchange before its
+    // next /next finds the socket closed.
     let _ = writer.write_all(
         b"HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\nContent-Length: 16\r\n\r\n{\"status\":\"OK\"}",
     );
-    Ok(())
+    Ok((answered, checked))
 }
 
 /// One request: (request line, `Content-Length` body).
@@ -720,15 +896,18 @@ fn read_request(reader: &mut impl BufRead) -> Result<(String, Vec<u8>), String> 
 }
 
 /// Waits (bounded) for a finished run's child; kills what outlives the bound.
-fn reap(child: &mut Child, contender: &Contender, id: &str) -> Result<(), String> {
+/// A run that already failed is killed at once.
+fn reap(child: &mut Child, contender: &Contender, id: &str, failed: bool) -> Result<(), String> {
     let started = Instant::now();
-    loop {
-        match child.try_wait() {
-            Ok(Some(_)) => return Ok(()),
-            Ok(None) if started.elapsed() < STOP_BOUND => {
-                std::thread::sleep(Duration::from_millis(1))
+    if !failed {
+        loop {
+            match child.try_wait() {
+                Ok(Some(_)) => return Ok(()),
+                Ok(None) if started.elapsed() < STOP_BOUND => {
+                    std::thread::sleep(Duration::from_millis(1))
+                }
+                _ => break,
             }
-            _ => break,
         }
     }
     if let Contender::Oci { exe, state, .. } = contender {
@@ -749,6 +928,9 @@ fn reap(child: &mut Child, contender: &Contender, id: &str) -> Result<(), String
             .stderr(Stdio::null())
             .status();
     }
+    if failed {
+        return Ok(());
+    }
     Err(format!(
         "did not stop within {} s of its answer; killed",
         STOP_BOUND.as_secs()
@@ -766,8 +948,19 @@ struct Peers<'a> {
 }
 
 impl Peers<'_> {
-    /// One cold start of a peer: ns from fork to the answer.
-    fn run_peer(&mut self, c: &Contender) -> Result<u64, String> {
+    /// One cold start of a peer: ns from its start to the answer, and with `check` the
+    /// result of [`verify`] on its echo.
+    fn run_peer(
+        &mut self,
+        c: &Contender,
+        check: Option<Expect>,
+    ) -> Result<(u64, Option<String>), String> {
+        let stale = drain_stale(&self.listener);
+        if stale > 0 {
+            eprintln!(
+                "hearth: bench: dropped {stale} late Runtime API connection(s) of an earlier run"
+            );
+        }
         self.seq += 1;
         let id = format!("hbp{}-{}", std::process::id(), self.seq);
         let stderr_path = self.ws.dir.join("stderr");
@@ -778,7 +971,7 @@ impl Peers<'_> {
         // bwrap's cgroup is made here, inside the timed span: crun, runc and Hearth make
         // theirs within their cold starts too. Writing an OCI bundle is not timed (it is
         // the deployment, as CreateFunction is for Hearth).
-        let mut t0 = Instant::now();
+        let t0: Instant;
         let mut cmd = match c {
             Contender::Oci {
                 exe,
@@ -811,6 +1004,20 @@ impl Peers<'_> {
             }
             Contender::Bwrap { exe } => {
                 let driver = self.driver.as_ref().ok_or("no cgroup driver")?;
+                let mut fds = [0; 2];
+                for (slot, path) in fds.iter_mut().zip(&self.ws.bpf) {
+                    let f = std::fs::File::open(path)
+                        .map_err(|e| format!("{}: {e}", path.display()))?;
+                    // Inherited by bwrap: no close-on-exec on this one descriptor.
+                    nix::fcntl::fcntl(
+                        std::os::fd::AsRawFd::as_raw_fd(&f),
+                        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+                    )
+                    .map_err(|e| format!("fcntl: {e}"))?;
+                    *slot = std::os::fd::AsRawFd::as_raw_fd(&f);
+                    keep_open.push(f);
+                }
+                t0 = Instant::now();
                 let cg = driver
                     .create(
                         &id,
@@ -834,18 +1041,6 @@ impl Peers<'_> {
                     }
                 }
                 bwrap_cg = Some(cg);
-                let mut fds = [0; 2];
-                for (slot, path) in fds.iter_mut().zip(&self.ws.bpf) {
-                    let f = std::fs::File::open(path).map_err(|e| format!("{e}"))?;
-                    // Inherited by bwrap: no close-on-exec on this one descriptor.
-                    nix::fcntl::fcntl(
-                        std::os::fd::AsRawFd::as_raw_fd(&f),
-                        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
-                    )
-                    .map_err(|e| format!("fcntl: {e}"))?;
-                    *slot = std::os::fd::AsRawFd::as_raw_fd(&f);
-                    keep_open.push(f);
-                }
                 let mut cmd = Command::new(exe);
                 cmd.args(self.ws.bwrap_args(fds));
                 cmd
@@ -866,10 +1061,10 @@ impl Peers<'_> {
         let result = match spawned {
             Err(e) => Err(format!("starting: {e}")),
             Ok(mut child) => {
-                let served = serve_one(&self.listener, &mut child, &id, &self.event)
-                    .map(|()| t0.elapsed().as_nanos() as u64);
-                let reaped = reap(&mut child, c, &id);
-                served.and_then(|ns| reaped.map(|()| ns))
+                let served = serve_one(&self.listener, &mut child, &id, &self.event, check)
+                    .map(|(answered, checked)| ((answered - t0).as_nanos() as u64, checked));
+                let reaped = reap(&mut child, c, &id, served.is_err());
+                served.and_then(|r| reaped.map(|()| r))
             }
         };
         if let (Some(cg), Some(driver)) = (bwrap_cg, &self.driver) {
@@ -934,8 +1129,22 @@ fn remove_cgroups(parent: &str) {
             i += 1;
         }
         for d in dirs.iter().rev() {
-            if let Err(e) = std::fs::remove_dir(d) {
-                eprintln!("hearth: bench: removing the cgroup {}: {e}", d.display());
+            // The kernel may report EBUSY for a moment after the last task left.
+            let started = Instant::now();
+            loop {
+                match std::fs::remove_dir(d) {
+                    Ok(()) => break,
+                    Err(e)
+                        if e.raw_os_error() == Some(libc::EBUSY)
+                            && started.elapsed() < Duration::from_secs(1) =>
+                    {
+                        std::thread::sleep(Duration::from_millis(10))
+                    }
+                    Err(e) => {
+                        eprintln!("hearth: bench: removing the cgroup {}: {e}", d.display());
+                        break;
+                    }
+                }
             }
         }
     }
@@ -977,6 +1186,107 @@ impl Drop for Cleanup {
     }
 }
 
+/// One run's figures: ns, the start kind Hearth reported, what the check found.
+type RunOutcome = (u64, Option<StartKind>, Option<String>);
+
+/// What the signal thread and the normal end share: a stop flag the rounds check, a lock
+/// held during each run (so the clean-up never races a container being made), and the
+/// clean-up itself, taken by whichever comes first.
+struct Shared {
+    stop: AtomicBool,
+    run: Mutex<()>,
+    cleanup: Mutex<Option<Cleanup>>,
+}
+
+impl Shared {
+    fn clean_up(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _run = self.run.lock().unwrap_or_else(|p| p.into_inner());
+        let c = self
+            .cleanup
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        drop(c);
+    }
+}
+
+/// A small xorshift generator for the order of each round (seeded from the clock, the
+/// seed in the report's `params.order_seed`).
+struct Order(u64);
+
+impl Order {
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+
+    /// A uniformly shuffled copy of `items` (Fisher–Yates).
+    fn shuffle(&mut self, items: &[usize]) -> Vec<usize> {
+        let mut v = items.to_vec();
+        for i in (1..v.len()).rev() {
+            let j = (self.next() % (i as u64 + 1)) as usize;
+            v.swap(i, j);
+        }
+        v
+    }
+}
+
+/// The daemon's `GET /metrics`: whether it is quiet — no instance but its full pool of
+/// blank sandboxes, and nothing else held in its memory budget (the previous cold start's
+/// sandbox destroyed).
+fn daemon_quiet(socket: &Path) -> bool {
+    let Ok(resp) = crate::lambda_cli::http::send(
+        &crate::lambda_cli::http::Endpoint::Unix(socket.to_path_buf()),
+        &crate::lambda_cli::http::Request {
+            method: "GET",
+            path: "/metrics".into(),
+            ..Default::default()
+        },
+    ) else {
+        return false;
+    };
+    let text = String::from_utf8_lossy(&resp.body);
+    let Some(counts) = super::density::parse_instances(&text) else {
+        return false;
+    };
+    let used = text.lines().find_map(|l| {
+        l.strip_prefix("hearth_memory_budget_used_bytes ")
+            .and_then(|v| v.trim().parse::<f64>().ok())
+    });
+    let blank = counts.state("blank");
+    let others: f64 = counts
+        .states
+        .iter()
+        .filter(|(k, _)| k.as_str() != "blank")
+        .map(|(_, v)| v)
+        .sum();
+    let placeholder = (crate::daemon::pool::BLANK_MEMORY_MB << 20) as f64;
+    blank >= f64::from(crate::config::DEFAULT_BLANK_POOL_SIZE)
+        && others == 0.0
+        && used == Some(blank * placeholder)
+}
+
+/// Waits (bounded by [`QUIET_BOUND`]) until [`daemon_quiet`]; false if it never was.
+fn wait_quiet(socket: &Path) -> bool {
+    let started = Instant::now();
+    while started.elapsed() < QUIET_BOUND {
+        if daemon_quiet(socket) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    false
+}
+
+/// How long a Hearth run's background work (destroying its sandbox, refilling the blank
+/// pool) may take before the next contender starts anyway.
+pub const QUIET_BOUND: Duration = Duration::from_secs(5);
+
 /// Runs `hearth bench peers`; the exit code as [`super::run`]'s.
 pub fn run(a: &PeersArgs) -> Result<PeersReport, BenchError> {
     if !nix::unistd::geteuid().is_root() {
@@ -987,8 +1297,12 @@ pub fn run(a: &PeersArgs) -> Result<PeersReport, BenchError> {
     }
     let started_at = utc_now();
     let noise_start = noise::Before::now();
-    let mut peers = a.peers.clone();
-    peers.dedup();
+    let mut peers: Vec<Peer> = Vec::new();
+    for p in &a.peers {
+        if !peers.contains(p) {
+            peers.push(*p);
+        }
+    }
     if !a.no_install {
         install_missing(&peers);
     }
@@ -1014,14 +1328,27 @@ pub fn run(a: &PeersArgs) -> Result<PeersReport, BenchError> {
         .create(&dir)
         .map_err(|e| fail(format!("{}: {e}", dir.display())))?;
     let ws = Workspace::make(&dir)?;
-    let mut cleanup = Cleanup {
-        dir: dir.clone(),
-        cg_parent: ws.cg_parent.clone(),
-        oci: Vec::new(),
-    };
+    // From here on the run's containers, cgroups and files are removed at the end, or
+    // first thing on SIGINT/SIGTERM/SIGHUP (before the daemon is stopped).
+    let shared = Arc::new(Shared {
+        stop: AtomicBool::new(false),
+        run: Mutex::new(()),
+        cleanup: Mutex::new(Some(Cleanup {
+            dir: dir.clone(),
+            cg_parent: ws.cg_parent.clone(),
+            oci: Vec::new(),
+        })),
+    });
+    {
+        let shared = Arc::clone(&shared);
+        daemon.before_teardown(Box::new(move || shared.clean_up()));
+    }
     std::fs::write(dir.join("empty"), b"").map_err(|e| fail(format!("empty file: {e}")))?;
     let sock_path = ws.api.join("runtime.sock");
     let listener = UnixListener::bind(&sock_path)
+        .map_err(|e| fail(format!("{}: {e}", sock_path.display())))?;
+    listener
+        .set_nonblocking(true)
         .map_err(|e| fail(format!("{}: {e}", sock_path.display())))?;
     // The echo runs as uid 993 under crun and runc.
     std::fs::set_permissions(&sock_path, std::fs::Permissions::from_mode(0o777))
@@ -1029,10 +1356,12 @@ pub fn run(a: &PeersArgs) -> Result<PeersReport, BenchError> {
     let hybrid = is_hybrid();
     let driver = cgroup::open_driver(Path::new("/sys/fs/cgroup"), Some(&ws.cg_parent))
         .and_then(|d| d.ensure_parent().map(|()| d));
+    let memory_bytes = a.memory << 20;
 
     // The contenders, their rows in the same order.
     let mut contenders: Vec<Contender> = Vec::new();
     let mut rows: Vec<Row> = Vec::new();
+    let mut expect: Vec<Option<Expect>> = Vec::new();
     let path = invoke_path(&function.name);
     let hearth_version = format!("hearth {}", env!("CARGO_PKG_VERSION"));
     for start in ["spawn", "blank"] {
@@ -1045,13 +1374,14 @@ pub fn run(a: &PeersArgs) -> Result<PeersReport, BenchError> {
         contenders.push(Contender::Hearth {
             conn: Box::new(conn),
         });
+        expect.push(None);
         rows.push(Row::new(
             &format!("hearth {start}"),
             hearth_version.clone(),
             if start == "spawn" {
-                "daemon, a new sandbox per invocation (X-Hearth-Start: spawn); includes the Invoke round trip".into()
+                "daemon, a new sandbox per invocation (X-Hearth-Start: spawn), the Invoke round trip included; /tmp is an ext4 image on a loop device made within the cold start".into()
             } else {
-                "daemon, a pre-warmed blank sandbox per invocation (X-Hearth-Start: blank)".into()
+                "daemon, a pre-warmed blank sandbox per invocation (X-Hearth-Start: blank), its /tmp made in advance".into()
             },
         ));
     }
@@ -1068,18 +1398,31 @@ pub fn run(a: &PeersArgs) -> Result<PeersReport, BenchError> {
                 for d in [&state, &bundle] {
                     std::fs::create_dir(d).map_err(|e| fail(format!("{}: {e}", d.display())))?;
                 }
-                cleanup.oci.push((exe.clone(), state.clone()));
+                if let Some(c) = shared
+                    .cleanup
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .as_mut()
+                {
+                    c.oci.push((exe.clone(), state.clone()));
+                }
                 let hide = peer == Peer::Crun && hybrid;
-                note = "OCI bundle, uid 993, seccomp translated from Hearth's policy".into();
+                note = "OCI bundle, /tmp a tmpfs; seccomp: an OCI profile translated from Hearth's policy, compiled by libseccomp at each start (64-bit comparisons where Hearth's are 32-bit".into();
                 if ws.seccomp_dropped > 0 {
                     note.push_str(&format!(
-                        " ({} same-argument comparison dropped)",
+                        "; {} same-argument comparison dropped",
                         ws.seccomp_dropped
                     ));
                 }
+                note.push(')');
                 if hide {
-                    note.push_str("; private mount ns hiding cgroup2's controllers (hybrid host)");
+                    note.push_str("; in a private mount ns hiding cgroup2's controllers (crun refuses hybrid hosts)");
                 }
+                expect.push(Some(Expect {
+                    uid: SBX_ID,
+                    memory_bytes,
+                    no_bounding: true,
+                }));
                 Some(Contender::Oci {
                     exe,
                     state,
@@ -1088,9 +1431,12 @@ pub fn run(a: &PeersArgs) -> Result<PeersReport, BenchError> {
                 })
             }
             (Peer::Bwrap, Some(exe)) => {
-                note =
-                    "uid 0 without capabilities (no user ns), Hearth's BPF, cgroup made by hearth"
-                        .into();
+                note = "uid 0 with no capabilities but a full bounding set (bwrap cannot change uid without a user ns); Hearth's two BPF programs as they are; a cgroup made by hearth bench; /tmp a tmpfs; no masked /proc paths, no RLIMIT_NOFILE".into();
+                expect.push(Some(Expect {
+                    uid: 0,
+                    memory_bytes,
+                    no_bounding: false,
+                }));
                 Some(Contender::Bwrap { exe })
             }
         };
@@ -1103,6 +1449,7 @@ pub fn run(a: &PeersArgs) -> Result<PeersReport, BenchError> {
                     peer.command(),
                     peer.package()
                 ));
+                expect.push(None);
                 contenders.push(Contender::Bwrap {
                     exe: PathBuf::new(),
                 });
@@ -1130,40 +1477,66 @@ pub fn run(a: &PeersArgs) -> Result<PeersReport, BenchError> {
         event: a.payload.as_bytes().to_vec(),
         seq: 0,
     };
-    let run_one =
-        |state: &mut Peers<'_>, c: &mut Contender| -> Result<(u64, Option<StartKind>), String> {
-            match c {
-                Contender::Hearth { conn, .. } => run_hearth(conn).map(|(ns, k)| (ns, Some(k))),
-                other => state.run_peer(other).map(|ns| (ns, None)),
+    // One run of contender `i`, under the run lock; Hearth's runs then wait for the daemon
+    // to finish its background work, so that it never lands in the next contender's run.
+    let mut not_quiet = vec![0u64; contenders.len()];
+    let mut run_one = |state: &mut Peers<'_>,
+                       i: usize,
+                       c: &mut Contender,
+                       check: Option<Expect>|
+     -> Option<Result<RunOutcome, String>> {
+        let _run = shared.run.lock().unwrap_or_else(|p| p.into_inner());
+        if shared.stop.load(Ordering::SeqCst) {
+            return None;
+        }
+        Some(match c {
+            Contender::Hearth { conn } => {
+                let r = run_hearth(conn).map(|(ns, k)| (ns, Some(k), None));
+                if !wait_quiet(&socket) {
+                    not_quiet[i] += 1;
+                }
+                r
             }
-        };
-    // Sanity: one run each; a failure leaves the contender out.
-    for (c, row) in contenders.iter_mut().zip(rows.iter_mut()) {
-        if row.error.is_none() {
-            if let Err(e) = run_one(&mut state, c) {
-                row.error = Some(format!("first run failed: {e}"));
+            other => state
+                .run_peer(other, check)
+                .map(|(ns, checked)| (ns, None, checked)),
+        })
+    };
+    // Sanity: one run each (the peers' echoes checked); a failure leaves the contender out.
+    for (i, c) in contenders.iter_mut().enumerate() {
+        if rows[i].error.is_none() {
+            match run_one(&mut state, i, c, expect[i]) {
+                Some(Ok((_, _, checked))) => rows[i].checked = checked,
+                Some(Err(e)) => rows[i].error = Some(format!("first run failed: {e}")),
+                None => {}
             }
         }
     }
     let live: Vec<usize> = (0..contenders.len())
         .filter(|&i| rows[i].error.is_none())
         .collect();
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0x9E37_79B9_7F4A_7C15, |d| d.as_nanos() as u64)
+        | 1;
+    let mut order = Order(seed);
     let noise_before = noise_start.cpu_from_now();
     let total = (a.warmup + a.runs) * live.len() as u64;
     let progress = progress::Progress::start("peers", Some(total), None);
     let mut kinds: Vec<[u64; 5]> = vec![[0; 5]; contenders.len()];
-    for round in 0..a.warmup + a.runs {
+    'rounds: for round in 0..a.warmup + a.runs {
         let timed = round >= a.warmup;
-        for k in 0..live.len() {
-            let i = live[(round as usize + k) % live.len()];
-            let r = run_one(&mut state, &mut contenders[i]);
+        for i in order.shuffle(&live) {
+            let Some(r) = run_one(&mut state, i, &mut contenders[i], None) else {
+                break 'rounds;
+            };
             progress::tick();
             if !timed {
                 continue;
             }
             let row = &mut rows[i];
             match r {
-                Ok((ns, kind)) => {
+                Ok((ns, kind, _)) => {
                     row.ok += 1;
                     row.samples_ns.push(ns);
                     if let Some(kind) = kind {
@@ -1182,6 +1555,13 @@ pub fn run(a: &PeersArgs) -> Result<PeersReport, BenchError> {
     for (i, c) in contenders.iter().enumerate() {
         if matches!(c, Contender::Hearth { .. }) {
             rows[i].start_kinds = Some(super::report::start_kinds(&kinds[i]));
+            if not_quiet[i] > 0 {
+                rows[i].note.push_str(&format!(
+                    "; {} runs' background work outlasted {} s",
+                    not_quiet[i],
+                    QUIET_BOUND.as_secs()
+                ));
+            }
         }
     }
     let base = summarise(&mut rows);
@@ -1190,7 +1570,7 @@ pub fn run(a: &PeersArgs) -> Result<PeersReport, BenchError> {
         Machine::probe().cpus,
         base.map(|b| (b.p50, b.p99)),
     );
-    drop(cleanup);
+    shared.clean_up();
     drop(function);
     drop(daemon);
     Ok(PeersReport {
@@ -1202,7 +1582,7 @@ pub fn run(a: &PeersArgs) -> Result<PeersReport, BenchError> {
         params: json!({
             "runs": a.runs, "warmup": a.warmup, "memory_mb": a.memory, "pids": PIDS,
             "tmp_mb": TMP_MB, "payload_bytes": a.payload.len(),
-            "peers": a.peers,
+            "peers": a.peers, "order_seed": seed,
         }),
         contenders: rows,
         warnings,
@@ -1223,6 +1603,7 @@ impl Row {
             ratio_p50: None,
             ratio_p99: None,
             start_kinds: None,
+            checked: None,
             samples_ns: Vec::new(),
         }
     }
@@ -1289,6 +1670,9 @@ impl PeersReport {
             let mut line = format!("{}: {}", r.name, r.version);
             if !r.note.is_empty() {
                 line.push_str(&format!("; {}", r.note));
+            }
+            if let Some(c) = &r.checked {
+                line.push_str(&format!("; {c}"));
             }
             if let Some(k) = &r.start_kinds {
                 let kinds: Vec<String> = k.iter().map(|(k, n)| format!("{k} {n}")).collect();
@@ -1367,7 +1751,7 @@ mod tests {
     #[test]
     fn the_policy_translates_to_an_oci_profile() {
         let policy = json!({
-            "main": {"filter": [
+            "main": {"mismatch_action": {"errno": 1}, "match_action": "allow", "filter": [
                 {"syscall": "read"},
                 {"syscall": "clone", "args": [{"index": 0, "type": "dword",
                     "op": {"masked_eq": 2114060288u64}, "val": 0}]},
@@ -1375,7 +1759,8 @@ mod tests {
                     {"index": 1, "type": "dword", "op": "ne", "val": 21522},
                     {"index": 1, "type": "dword", "op": "ne", "val": 21532}]},
             ]},
-            "enosys": {"filter": [{"syscall": "clone3"}]},
+            "enosys": {"mismatch_action": "allow", "match_action": {"errno": 38},
+                       "filter": [{"syscall": "clone3"}]},
         });
         let (p, dropped) = oci_seccomp(&policy).unwrap();
         assert_eq!(dropped, 1);

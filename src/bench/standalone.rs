@@ -60,16 +60,33 @@ fn standalone_err(detail: impl Into<String>) -> BenchError {
     }
 }
 
+/// Work to do before the private daemon is stopped (`hearth bench peers`: its containers
+/// and cgroups), on either path.
+pub type BeforeTeardown = Box<dyn FnOnce() + Send>;
+
 /// What must be undone for a private daemon; shared by the guard and the signal thread.
-#[derive(Debug)]
 struct Teardown {
     pid: i32,
     dir: PathBuf,
     exe: PathBuf,
+    before: Vec<BeforeTeardown>,
+}
+
+impl std::fmt::Debug for Teardown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Teardown")
+            .field("pid", &self.pid)
+            .field("dir", &self.dir)
+            .field("before", &self.before.len())
+            .finish()
+    }
 }
 
 impl Teardown {
     fn run(self) {
+        for f in self.before {
+            f();
+        }
         let pid = Pid::from_raw(self.pid);
         let _ = kill(pid, Signal::SIGTERM);
         let started = Instant::now();
@@ -185,6 +202,7 @@ impl PrivateDaemon {
             pid,
             dir: dir.clone(),
             exe,
+            before: Vec::new(),
         });
         let d = PrivateDaemon { pid, dir, teardown };
         let started = Instant::now();
@@ -214,6 +232,17 @@ impl PrivateDaemon {
 
     pub fn socket(&self) -> PathBuf {
         self.dir.join("run/hearth.sock")
+    }
+
+    /// Runs `f` first when the daemon is torn down, by the guard's drop or by the signal
+    /// thread, whichever comes first (and only once).
+    pub fn before_teardown(&self, f: BeforeTeardown) {
+        let mut t = self.teardown.lock().unwrap_or_else(|p| p.into_inner());
+        match t.as_mut() {
+            Some(t) => t.before.push(f),
+            // Already torn down: nothing left to protect, run it now.
+            None => f(),
+        }
     }
 
     /// The last `n` lines of the daemon's log.
