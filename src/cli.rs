@@ -40,8 +40,8 @@ pub enum Command {
     /// Run the daemon: the AWS-compatible Lambda API on a Unix socket (and optionally TCP
     /// with SigV4), functions in a durable registry, invocations in warm sandboxes.
     Serve(ServeArgs),
-    /// Benchmark cold starts, warm throughput, bursts and density, against a running
-    /// daemon or a private one (--standalone).
+    /// Benchmark cold starts (also beside crun, runc and bwrap), warm throughput, bursts
+    /// and density, against a running daemon or a private one (--standalone).
     Bench(crate::bench::BenchArgs),
     #[command(flatten)]
     Lambda(crate::lambda_cli::LambdaCommand),

@@ -205,7 +205,7 @@ pub enum BenchMode {
     Cold(ColdArgs),
     /// N idle instances: daemon and host memory per instance, latency at that density.
     Density(DensityArgs),
-    /// The same cold start under Hearth, crun, runc and bwrap, interleaved: one table with
+    /// The same cold start under Hearth, crun, runc and bwrap, in shuffled rounds: one table with
     /// ratios to Hearth (root; installs missing peers with apt-get).
     Peers(peers::PeersArgs),
 }

@@ -116,7 +116,7 @@ impl Peer {
 /// Options of `hearth bench peers`.
 #[derive(Debug, Args)]
 pub struct PeersArgs {
-    /// Timed cold starts of each contender (interleaved rounds).
+    /// Timed cold starts of each contender (rounds in a shuffled order).
     #[arg(long, value_name = "N", default_value_t = 100, value_parser = super::parse_runs)]
     pub runs: u64,
     /// Untimed rounds first.
@@ -1629,7 +1629,7 @@ impl PeersReport {
     /// The terminal table.
     pub fn table(&self) -> String {
         let mut s = format!(
-            "hearth bench peers: cold start of the built-in provided echo, {} runs each, interleaved ({} untimed rounds first)\n",
+            "hearth bench peers: cold start of the built-in provided echo, {} runs each in shuffled rounds ({} untimed rounds first)\n",
             self.params["runs"], self.params["warmup"]
         );
         s.push_str(&format!(
