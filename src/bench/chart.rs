@@ -254,6 +254,7 @@ mod tests {
                     init_us: Some(300.0),
                     handler_us: 50.0,
                     delivery_us: 10.0,
+                    steps: None,
                 },
             })
             .collect();

@@ -360,6 +360,7 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<(usize, Reply, bool)>, String> {
         body_len: 0,
     };
     let mut length = None;
+    let mut steps = None;
     let mut close = resp.version == Some(0);
     for h in resp.headers.iter() {
         let name = h.name.as_bytes();
@@ -380,9 +381,14 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<(usize, Reply, bool)>, String> {
                 .and_then(|v| v.trim().parse().ok());
         } else if name.eq_ignore_ascii_case(b"x-hearth-phases-us") {
             reply.phases = DaemonPhases::parse(h.value);
+        } else if name.eq_ignore_ascii_case(b"x-hearth-sandbox-steps-us") {
+            steps = super::phases::parse_steps(h.value);
         } else if name.eq_ignore_ascii_case(b"connection") {
             close = h.value.trim_ascii().eq_ignore_ascii_case(b"close");
         }
+    }
+    if let Some(p) = reply.phases.as_mut() {
+        p.steps = steps;
     }
     reply.body_len = length.ok_or("response without Content-Length")?;
     Ok(Some((head_len, reply, close)))

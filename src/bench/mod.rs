@@ -67,6 +67,10 @@
 //!         // share = mean / end_to_end_mean (the six add up to 1)
 //!     "end_to_end_mean", "sum_of_means",        // equal unless client_clamped > 0
 //!     "end_to_end_p50", "sum_of_p50",           // close, not equal
+//!     "sandbox_steps": [{"name", "n", "p50", "p90", "p99", "mean"}, …],
+//!         // X-Hearth-Sandbox-Steps-Us: steps inside `sandbox` timed in n runs, in the
+//!         // order scratch, cgroup, plan, clone, namespaces, mounts, release_wait,
+//!         // assign, code_mount, fork, privileges, seccomp, exec; they overlap
 //!     "per_run": [{"start", "end_to_end", "admission", "sandbox", "init", "handler",
 //!                  "delivery", "client"}, …] },   // start: X-Hearth-Start of the run
 //!   "workload": {"standalone", "code", "runtime", "handler", "memory_mb"},

@@ -36,6 +36,25 @@ pub const NAMES: [&str; 6] = [
     "client",
 ];
 
+/// The steps inside the `sandbox` phase that `X-Hearth-Sandbox-Steps-Us` may name: a
+/// spawn's (scratch … release_wait, fork … exec) or a blank's assignment (assign,
+/// code_mount, fork … exec).
+pub const SANDBOX_STEPS: [&str; 13] = [
+    "scratch",
+    "cgroup",
+    "plan",
+    "clone",
+    "namespaces",
+    "mounts",
+    "release_wait",
+    "assign",
+    "code_mount",
+    "fork",
+    "privileges",
+    "seccomp",
+    "exec",
+];
+
 /// One `X-Hearth-Phases-Us` value, in µs.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct DaemonPhases {
@@ -44,6 +63,44 @@ pub struct DaemonPhases {
     pub init_us: Option<f64>,
     pub handler_us: f64,
     pub delivery_us: f64,
+    /// `X-Hearth-Sandbox-Steps-Us` of the same answer, in [`SANDBOX_STEPS`] order, NaN for
+    /// a step it does not name.
+    pub steps: Option<[f64; SANDBOX_STEPS.len()]>,
+}
+
+/// Parses `X-Hearth-Sandbox-Steps-Us` (`name=µs` pairs; unknown names and malformed
+/// items ignored); `None` when no known step is in it.
+pub fn parse_steps(value: &[u8]) -> Option<[f64; SANDBOX_STEPS.len()]> {
+    let text = std::str::from_utf8(value).ok()?;
+    let mut out = [f64::NAN; SANDBOX_STEPS.len()];
+    let mut any = false;
+    for item in text.split(',') {
+        let Some((k, v)) = item.trim().split_once('=') else {
+            continue;
+        };
+        let (Some(i), Ok(v)) = (
+            SANDBOX_STEPS.iter().position(|s| *s == k.trim()),
+            v.trim().parse::<f64>(),
+        ) else {
+            continue;
+        };
+        if v.is_finite() && v >= 0.0 {
+            out[i] = v;
+            any = true;
+        }
+    }
+    any.then_some(out)
+}
+
+/// The aggregate of one sandbox step over the runs that timed it, in ms.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct StepStats {
+    pub name: &'static str,
+    pub n: usize,
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub mean: f64,
 }
 
 impl DaemonPhases {
@@ -166,6 +223,10 @@ pub struct PhasesReport {
     /// median of a sum is not the sum of the medians).
     pub end_to_end_p50: f64,
     pub sum_of_p50: f64,
+    /// The steps inside `sandbox` (`X-Hearth-Sandbox-Steps-Us`), in [`SANDBOX_STEPS`]
+    /// order, those timed in at least one run; parent and child steps overlap, so they
+    /// need not add up to `sandbox`.
+    pub sandbox_steps: Vec<StepStats>,
     pub per_run: Vec<PhaseRun>,
 }
 
@@ -199,6 +260,30 @@ impl PhasesReport {
                 client: ms(p[5]),
             });
         }
+        // Step values in ns (µs × 1000, rounded) per step, from the runs that sent them.
+        let mut steps: Vec<Vec<u64>> = vec![Vec::new(); SANDBOX_STEPS.len()];
+        for s in samples {
+            for (col, v) in steps.iter_mut().zip(s.daemon.steps.iter().flatten()) {
+                if v.is_finite() {
+                    col.push((v * 1000.0).round() as u64);
+                }
+            }
+        }
+        let sandbox_steps = SANDBOX_STEPS
+            .iter()
+            .zip(steps.iter_mut())
+            .filter_map(|(name, col)| {
+                let st = Summary::of(col)?.ms();
+                Some(StepStats {
+                    name,
+                    n: st.n,
+                    p50: st.p50,
+                    p90: st.p90,
+                    p99: st.p99,
+                    mean: st.mean,
+                })
+            })
+            .collect();
         let e2e = Summary::of(&mut e2e)?.ms();
         let phases: Vec<PhaseStats> = NAMES
             .iter()
@@ -228,6 +313,7 @@ impl PhasesReport {
             end_to_end_p50: e2e.p50,
             sum_of_p50: phases.iter().map(|p| p.p50).sum(),
             phases,
+            sandbox_steps,
             per_run,
         })
     }
@@ -265,6 +351,18 @@ impl PhasesReport {
             "  {:<29} {:>9.3} {:>9} {:>9} {:>9.3} (phases add up to {:.3} ms mean)\n",
             "= end to end", self.end_to_end_p50, "", "", self.end_to_end_mean, self.sum_of_means
         ));
+        if !self.sandbox_steps.is_empty() {
+            out.push_str(&format!(
+                "  steps inside sandbox (X-Hearth-Sandbox-Steps-Us; parent and child overlap, so they need not add up)\n  {:<29} {:>9} {:>9} {:>9} {:>9} {:>6}\n",
+                "step", "p50 ms", "p90 ms", "p99 ms", "mean ms", "runs"
+            ));
+            for st in &self.sandbox_steps {
+                out.push_str(&format!(
+                    "    {:<27} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>6}\n",
+                    st.name, st.p50, st.p90, st.p99, st.mean, st.n
+                ));
+            }
+        }
         if self.excluded > 0 || self.client_clamped > 0 {
             out.push_str(&format!(
                 "  ({} of {} successful runs left out: no cold-start phases in the answer; {} with client time clamped to 0)\n",
@@ -327,6 +425,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn sandbox_steps_parse_and_aggregate() {
+        let st = parse_steps(b"clone=500.0, mounts=1000.5,bogus=3,exec=x,fork=-1").unwrap();
+        let at = |n: &str| st[SANDBOX_STEPS.iter().position(|s| *s == n).unwrap()];
+        assert_eq!(at("clone"), 500.0);
+        assert_eq!(at("mounts"), 1000.5);
+        assert!(at("exec").is_nan() && at("fork").is_nan() && at("scratch").is_nan());
+        assert!(parse_steps(b"bogus=1").is_none());
+        let mut samples = synthetic(4);
+        samples[0].daemon.steps = Some(st);
+        samples[1].daemon.steps = parse_steps(b"clone=700");
+        let r = PhasesReport::of(&samples, 0).unwrap();
+        let names: Vec<&str> = r.sandbox_steps.iter().map(|s| s.name).collect();
+        assert_eq!(names, ["clone", "mounts"]);
+        assert_eq!(r.sandbox_steps[0].n, 2);
+        assert_eq!(r.sandbox_steps[0].p50, 0.5);
+        assert_eq!(r.sandbox_steps[1].n, 1);
+        assert!(r.table().contains("steps inside sandbox"));
+    }
+
+    #[test]
     fn headers_parse() {
         let p = DaemonPhases::parse(
             b"admission=12.5,sandbox=4100.0,init=2200.3,handler=80.0,delivery=15.1",
@@ -364,6 +482,7 @@ mod tests {
                     init_us: Some(2000.0 + (i * 53 % 900) as f64),
                     handler_us: 100.0 + (i % 11) as f64,
                     delivery_us: 30.0,
+                    steps: None,
                 };
                 let inside = d.admission_us
                     + d.sandbox_us.unwrap()

@@ -1009,6 +1009,9 @@ impl Daemon {
             let s = self.slots.get_mut(&id).expect("slot exists");
             let ended_ns = crate::sys::process::monotonic_ns();
             let mut phases = s.inst.phases(ended.cold, s.received_ns, ended_ns, ended_ns);
+            let sandbox_steps = phases
+                .sandbox_us
+                .and_then(|_| s.inst.sandbox_steps_header());
             let waiter = s.waiter.take();
             s.busy = false;
             let now = Instant::now();
@@ -1051,6 +1054,9 @@ impl Daemon {
             phases.delivery_us =
                 crate::sys::process::monotonic_ns().saturating_sub(ended_ns) as f64 / 1000.0;
             headers.push(("X-Hearth-Phases-Us".into(), phases.header()));
+            if let Some(steps) = sandbox_steps {
+                headers.push(("X-Hearth-Sandbox-Steps-Us".into(), steps));
+            }
             if w.tail {
                 use base64::Engine;
                 headers.push((

@@ -22,7 +22,9 @@
 //! Invoke answer carries `X-Hearth-Start: warm | provisioned | blank | spawn`, after an
 //! init `X-Hearth-Init-Duration-Us`, and `X-Hearth-Phases-Us` (where the invocation's time
 //! went inside the daemon: admission, sandbox, init, handler, delivery; see
-//! [`crate::instance::pooled::Phases`]).
+//! [`crate::instance::pooled::Phases`]), and after a cold start `X-Hearth-Sandbox-Steps-Us`
+//! (the steps inside `sandbox`: clone, namespaces, mounts, cgroup, seccomp, exec…; see
+//! [`crate::instance::Instance::sandbox_steps_header`]).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};

@@ -45,6 +45,31 @@ impl Phases {
     }
 }
 
+/// The steps of a spawned sandbox, in order (names of [`crate::sandbox::Timeline::steps_us`]
+/// without `_us`).
+pub const SPAWN_STEPS: [&str; 11] = [
+    "scratch",
+    "cgroup",
+    "plan",
+    "clone",
+    "namespaces",
+    "mounts",
+    "release_wait",
+    "fork",
+    "privileges",
+    "seccomp",
+    "exec",
+];
+/// The steps of assigning a blank sandbox, in order.
+pub const BLANK_STEPS: [&str; 6] = [
+    "assign",
+    "code_mount",
+    "fork",
+    "privileges",
+    "seccomp",
+    "exec",
+];
+
 /// A cold start by spawning, prepared on the loop (environment, log stream and pipe,
 /// sandbox spec) and not yet created.
 #[derive(Debug)]
@@ -239,6 +264,31 @@ impl Instance {
                 delivery_us: us(ended_ns, answered_ns),
             }
         }
+    }
+
+    /// The `X-Hearth-Sandbox-Steps-Us` value of a cold start: the steps inside its
+    /// `sandbox` phase, `name=µs` pairs from the sandbox's timeline — from a blank
+    /// sandbox the assignment's steps only (the rest was done before the request came).
+    /// Parent and child steps overlap, so they need not add up to the phase. `None` when
+    /// no step was timed.
+    pub fn sandbox_steps_header(&self) -> Option<String> {
+        let t = &self.sandbox.timeline;
+        let wanted: &[&str] = if t.assign_start != 0 {
+            &BLANK_STEPS
+        } else {
+            &SPAWN_STEPS
+        };
+        let steps = t.steps_us();
+        let items: Vec<String> = wanted
+            .iter()
+            .filter_map(|w| {
+                steps
+                    .iter()
+                    .find(|(k, _)| k.strip_suffix("_us") == Some(w))
+                    .map(|(_, v)| format!("{w}={v:.1}"))
+            })
+            .collect();
+        (!items.is_empty()).then(|| items.join(","))
     }
 
     /// How long init took (set at the first `/next`).
