@@ -288,13 +288,6 @@ fn cgroup_mounts() -> Vec<(PathBuf, bool)> {
         .collect()
 }
 
-/// Whether `/sys/fs/cgroup/unified` is a cgroup2 mount beside v1 hierarchies.
-fn is_hybrid() -> bool {
-    cgroup_mounts()
-        .iter()
-        .any(|(m, v2)| *v2 && m == Path::new("/sys/fs/cgroup/unified"))
-}
-
 /// Hearth's seccomp policy as an OCI `linux.seccomp` profile: the `main` filter's allowed
 /// syscalls (and argument conditions) over a default of `EPERM`, and the `enosys`
 /// filter's syscalls answering `ENOSYS`. libseccomp takes one comparison per argument in
@@ -1129,22 +1122,8 @@ fn remove_cgroups(parent: &str) {
             i += 1;
         }
         for d in dirs.iter().rev() {
-            // The kernel may report EBUSY for a moment after the last task left.
-            let started = Instant::now();
-            loop {
-                match std::fs::remove_dir(d) {
-                    Ok(()) => break,
-                    Err(e)
-                        if e.raw_os_error() == Some(libc::EBUSY)
-                            && started.elapsed() < Duration::from_secs(1) =>
-                    {
-                        std::thread::sleep(Duration::from_millis(10))
-                    }
-                    Err(e) => {
-                        eprintln!("hearth: bench: removing the cgroup {}: {e}", d.display());
-                        break;
-                    }
-                }
+            if let Err(e) = cgroup::remove_dir(d) {
+                eprintln!("hearth: bench: {e}");
             }
         }
     }
@@ -1353,7 +1332,10 @@ pub fn run(a: &PeersArgs) -> Result<PeersReport, BenchError> {
     // The echo runs as uid 993 under crun and runc.
     std::fs::set_permissions(&sock_path, std::fs::Permissions::from_mode(0o777))
         .map_err(|e| fail(format!("{}: {e}", sock_path.display())))?;
-    let hybrid = is_hybrid();
+    let hybrid = matches!(
+        cgroup::detect(Path::new("/sys/fs/cgroup")),
+        Ok(cgroup::CgroupMode::Hybrid)
+    );
     let driver = cgroup::open_driver(Path::new("/sys/fs/cgroup"), Some(&ws.cg_parent))
         .and_then(|d| d.ensure_parent().map(|()| d));
     let memory_bytes = a.memory << 20;

@@ -465,7 +465,8 @@ fn make_dir(path: &Path) -> Result<(), CgroupError> {
 
 /// `rmdir` of one cgroup directory. `ENOENT` counts as removed; `EBUSY` (the kernel may
 /// still be tearing down the last exited task) is retried for up to [`RMDIR_TIMEOUT`].
-fn remove_dir(path: &Path) -> Result<(), CgroupError> {
+/// (Also `hearth bench peers`' clean-up of the cgroups crun and runc leave.)
+pub fn remove_dir(path: &Path) -> Result<(), CgroupError> {
     let mut last = None;
     let done = poll_until(RMDIR_TIMEOUT, || match fs::remove_dir(path) {
         Ok(()) => Ok(true),
