@@ -240,6 +240,12 @@ impl Timeline {
     }
 }
 
+/// How long a sandbox's init may take to report (a blank ready, a set-up failure) before
+/// the creation gives up. A bound for hung set-ups, not a speed target: a blank is ready in
+/// milliseconds on a host, but under full emulation (the CI's cgroup v2 guest, two tests
+/// at once) it once took more than 10 s.
+pub const REPORT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// One live sandbox (parent side).
 #[derive(Debug)]
 pub struct Sandbox {
@@ -349,7 +355,10 @@ impl SandboxHost {
         let reason = match &sb.failure {
             Some(Failure::Setup { step, errno }) => format!("{step}: {errno}"),
             Some(Failure::Exec { errno, .. }) => format!("exec: {errno}"),
-            None => "init exited or did not report within 10 s".to_string(),
+            None => format!(
+                "init exited or did not report within {} s",
+                REPORT_TIMEOUT.as_secs()
+            ),
         };
         let name = sb.name.clone();
         let _ = self.destroy(sb);
@@ -743,7 +752,7 @@ impl Sandbox {
     /// error) or 10 s pass. Init's steps before the reports awaited here never block, so
     /// the bound is only a guard.
     fn await_reports(&mut self, done: fn(&Sandbox) -> bool) {
-        let deadline = Instant::now() + std::time::Duration::from_secs(10);
+        let deadline = Instant::now() + REPORT_TIMEOUT;
         while !done(self) && self.failure.is_none() {
             let left = deadline.saturating_duration_since(Instant::now());
             let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
